@@ -1,0 +1,81 @@
+"""Option parsing shared by ``mia train`` and ``mia ablate``: one definition of every
+training option, so the two commands cannot drift apart."""
+
+from __future__ import annotations
+
+import click
+from click.core import ParameterSource
+
+from mia.core.config import TrainConfig
+from mia.core.device import DEVICES
+
+
+def parse_image_size(ctx, param, value):
+    if value is None or isinstance(value, tuple):
+        return value
+    try:
+        height, width = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected HEIGHTxWIDTH such as 384x128, got {value!r}") from None
+    return height, width
+
+
+def parse_list(ctx, param, value):
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise click.BadParameter("expected a comma-separated list such as global,part")
+    return items
+
+
+#: (option declaration, TrainConfig field, click keyword arguments); --align is per command
+TRAIN_OPTIONS = [
+    (("--data",), "data", dict(help="NAME, NAME:PATH or PATH (detected from the annotation file)")),
+    (("--image-encoder",), "image_encoder", dict(help="registered image encoder (mia list image-encoder)")),
+    (("--text-encoder",), "text_encoder", dict(help="registered text encoder")),
+    (("--image-weights",), "image_weights", dict(help="local torchvision state dict for the image trunk")),
+    (("--image-size",), "image_size", dict(callback=parse_image_size, help="HEIGHTxWIDTH (default 384x128)")),
+    (("--num-parts",), "num_parts", dict(type=int, help="horizontal image stripes K (default 6)")),
+    (("--embed-dim",), "embed_dim", dict(type=int, help="joint embedding size (default 512)")),
+    (("--epochs",), "epochs", dict(type=int, help="training epochs (default 10)")),
+    (("--batch-size",), "batch_size", dict(type=int, help="pairs per batch (default 64)")),
+    (("--lr",), "lr", dict(type=float, help="peak learning rate of AdamW (default 1e-3)")),
+    (("--weight-decay",), "weight_decay", dict(type=float, help="AdamW weight decay (default 1e-4)")),
+    (("--warmup-epochs",), "warmup_epochs", dict(type=float, help="linear warm-up length (default 1)")),
+    (("--margin",), "margin", dict(type=float, help="ranking-loss margin (default 0.2)")),
+    (("--id-weight",), "id_weight", dict(type=float, help="identity-loss weight (default 1)")),
+    (("--min-word-freq",), "min_word_freq", dict(type=int, help="vocabulary: minimum count in train captions (default 2)")),
+    (("--max-words",), "max_words", dict(type=int, help="caption length cap in tokens (default 64)")),
+    (("--seed",), "seed", dict(type=int, help="random seed (default 0)")),
+    (("--device",), "device", dict(type=click.Choice(DEVICES), help="auto (CUDA if present), cpu or cuda")),
+    (("--workers",), "workers", dict(type=int, help="data-loading worker processes (default: 2 on CPU, 8 on GPU)")),
+    (("--eval-chunk",), "eval_chunk", dict(type=int, help="queries scored at a time (bounds memory; default 256)")),
+    (("--stop-after",), "stop_after", dict(type=int, help="stop after this many epochs of the schedule (resume later)")),
+    (("--quiet",), "quiet", dict(is_flag=True, default=None, help="no progress bars")),
+]
+
+
+def train_options(command):
+    """Attach every training option; all default to None so explicit values can be told apart."""
+    for declaration, _field, kwargs in reversed(TRAIN_OPTIONS):
+        command = click.option(*declaration, **{"default": None, **kwargs})(command)
+    return command
+
+
+def explicit_options(ctx: click.Context, values: dict) -> dict:
+    """The TrainConfig fields the user actually gave (command line or environment)."""
+    given = {}
+    for _declaration, field, _kwargs in TRAIN_OPTIONS:
+        source = ctx.get_parameter_source(field)
+        if values.get(field) is not None and source not in (None, ParameterSource.DEFAULT):
+            given[field] = values[field]
+    return given
+
+
+def config_from(base: TrainConfig | None, given: dict) -> TrainConfig:
+    """``base`` (default: the defaults) with ``given`` fields replaced."""
+    data = (base or TrainConfig()).to_dict()
+    data.update(given)
+    return TrainConfig.from_dict(data)
+

@@ -1,0 +1,63 @@
+"""The contract of an alignment plugin and the losses every alignment shares.
+
+An alignment scores every text against every image (``[T, I]``, one batched computation)
+and names the features its identity loss should classify.  The model turns those into
+the same two losses for every granularity: a bidirectional ranking loss over the in-batch
+similarity matrix and an identity (classification) loss through one shared classifier.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mia.core.features import ImageFeatures, TextFeatures
+
+
+class Alignment(nn.Module, abc.ABC):
+    """Base class of alignment plugins (``register_alignments``)."""
+
+    #: does the text side need noun phrases (and so a phrase chunker)?
+    uses_phrases: bool = False
+
+    @abc.abstractmethod
+    def similarity(self, text: TextFeatures, image: ImageFeatures) -> torch.Tensor:
+        """Scores of all ``T x I`` pairs (higher = more alike)."""
+
+    def identity_features(self, text: TextFeatures, image: ImageFeatures) -> list[torch.Tensor]:
+        """``[B, D]`` features of the matched pairs (text b, image b) for the identity loss."""
+        return []
+
+
+def ranking_loss(similarity: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
+    """Bidirectional hinge loss with the hardest in-batch negative (VSE++ style).
+
+    ``similarity[t, i]`` compares text t with image i; pair b is (text b, image b).  Pairs
+    of the same person are never used as negatives.
+    """
+    positive = similarity.diagonal()
+    same_person = labels[:, None] == labels[None, :]
+    negatives = similarity.masked_fill(same_person, float("-inf"))
+    hardest_image = negatives.max(dim=1).values  # for each text, the closest wrong image
+    hardest_text = negatives.max(dim=0).values  # for each image, the closest wrong text
+    text_to_image = F.relu(margin - positive + hardest_image)
+    image_to_text = F.relu(margin - positive + hardest_text)
+    return (text_to_image + image_to_text).mean()
+
+
+class CosineClassifier(nn.Module):
+    """Identity classifier on L2-normalised features and weights.
+
+    Scale-free in the features, so one classifier serves every alignment's features.
+    """
+
+    def __init__(self, embed_dim: int, num_classes: int, scale: float = 16.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(num_classes, embed_dim) * 0.01)
+        self.scale = scale
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.normalize(features, dim=-1) @ F.normalize(self.weight, dim=-1).T

@@ -1,0 +1,41 @@
+"""Checkpoints: one dict of plain types and tensors, written atomically, loadable with
+``torch.load(weights_only=True)`` (no pickled code runs when a checkpoint is opened)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mia.core.atomic import atomic_path
+from mia.core.errors import MiaError
+from mia.core.model import MiaModel, ModelSpec, create_model
+from mia.core.tokenizer import Vocabulary
+
+FORMAT = "mia-checkpoint/1"
+
+
+def save_checkpoint(path: str | Path, payload: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **payload}, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise MiaError(f"checkpoint {path}: file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise MiaError(f"checkpoint {path}: cannot be read as a mia checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise MiaError(f"checkpoint {path}: not a mia checkpoint (expected format {FORMAT})")
+    return payload
+
+
+def model_from_checkpoint(payload: dict) -> tuple[MiaModel, Vocabulary]:
+    """The trained model (eval mode, CPU) and its vocabulary."""
+    spec = ModelSpec.from_dict(payload["spec"])
+    model = create_model(spec)
+    model.load_state_dict(payload["model"])
+    return model.eval(), Vocabulary(payload["vocab"])

@@ -1,0 +1,78 @@
+"""The training configuration: one dataclass that the CLI fills and checkpoints keep."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+
+from mia.core.errors import MiaError
+
+#: fields that may differ between a run and its resumption (they do not change results)
+RUN_ONLY_FIELDS = ("device", "workers", "out", "stop_after", "eval_chunk", "quiet")
+
+
+@dataclass
+class TrainConfig:
+    data: str = "synthpedes"
+    align: list[str] = field(default_factory=lambda: ["global"])
+    image_encoder: str = "resnet50"
+    text_encoder: str = "bigru"
+    image_weights: str | None = None
+    image_size: tuple[int, int] = (384, 128)
+    num_parts: int = 6
+    embed_dim: int = 512
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    margin: float = 0.2
+    id_weight: float = 1.0
+    min_word_freq: int = 2
+    max_words: int = 64
+    seed: int = 0
+    device: str = "auto"
+    workers: int | None = None
+    eval_chunk: int = 256
+    out: str = "runs/mia"
+    stop_after: int | None = None
+    quiet: bool = False
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["image_size"] = list(self.image_size)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        config = cls(**{k: v for k, v in data.items() if k in known})
+        config.image_size = tuple(config.image_size)
+        return config
+
+    def resolved_workers(self, on_cuda: bool) -> int:
+        """Data workers: the given number, else 2 on CPU (cores also run the model) or up to 8 on GPU."""
+        if self.workers is not None:
+            return self.workers
+        cores = os.cpu_count() or 1
+        return min(8, cores) if on_cuda else min(2, max(cores - 1, 0))
+
+    def validate(self) -> None:
+        checks = [
+            ("epochs", self.epochs >= 1, "at least 1"),
+            ("batch-size", self.batch_size >= 2, "at least 2 (the ranking loss needs negatives)"),
+            ("lr", self.lr > 0, "positive"),
+            ("num-parts", self.num_parts >= 1, "at least 1"),
+            ("embed-dim", self.embed_dim >= 1, "at least 1"),
+            ("image-size", min(self.image_size) >= 32, "at least 32x32"),
+            ("eval-chunk", self.eval_chunk >= 1, "at least 1"),
+            ("min-word-freq", self.min_word_freq >= 1, "at least 1"),
+        ]
+        for option, ok, expected in checks:
+            if not ok:
+                raise MiaError(f"--{option}: expected {expected}, got {getattr(self, option.replace('-', '_'))}")
+
+    def differences(self, other: "TrainConfig") -> list[str]:
+        """Names of result-changing fields where two configs disagree."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [k for k in mine if k not in RUN_ONLY_FIELDS and mine[k] != theirs[k]]

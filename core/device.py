@@ -1,0 +1,37 @@
+"""Device choice and the precision policy: bf16 autocast + channels_last on CUDA, fp32 on CPU."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from mia.core.errors import MiaError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise MiaError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
+        return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise MiaError(f"--device {name}: expected one of {', '.join(DEVICES)}")
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (the speed path), nothing on CPU (exact, reproducible fp32)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def prepare_images(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    images = images.to(device, non_blocking=True)
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images

@@ -1,0 +1,63 @@
+"""The hooks a mia plugin can implement (simonw/llm style: every hook gets a callback).
+
+Each ``register_*`` hook receives ``register(name, factory, aliases=(), description="")``.
+Built-in components are registered through these very hooks (see ``mia.plugins``), so a
+third-party plugin is exactly as capable as the built-ins.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("mia")
+hookimpl = pluggy.HookimplMarker("mia")
+
+
+@hookspec
+def register_image_encoders(register):
+    """Register image encoders.
+
+    ``factory(embed_dim, num_parts, weights=None) -> nn.Module`` whose forward maps images
+    ``[B, 3, H, W]`` to ``(global [B, D], parts [B, K, D])``.
+    """
+
+
+@hookspec
+def register_text_encoders(register):
+    """Register text encoders.
+
+    ``factory(vocab_size, embed_dim) -> nn.Module`` whose forward maps
+    ``(tokens [B, L], phrases [B, M, P])`` to ``(global [B, D], phrases [B, M, D],
+    phrase_mask [B, M])``; id 0 is padding everywhere.
+    """
+
+
+@hookspec
+def register_alignments(register):
+    """Register alignment granularities.
+
+    ``factory(embed_dim) -> mia.core.alignment.Alignment`` (an ``nn.Module`` that scores
+    every image against every text and returns its training losses).
+    """
+
+
+@hookspec
+def register_datasets(register):
+    """Register data sets.
+
+    ``factory(path) -> list[mia.core.records.Record]``.  ``path`` may be ``None`` for a
+    data set that can build itself (the built-in ``synthpedes``).  A factory may carry
+    ``detect(path) -> bool`` so that ``--data PATH`` finds it from the annotation file.
+    """
+
+
+@hookspec
+def register_phrase_chunkers(register):
+    """Register noun-phrase chunkers.
+
+    ``factory(option) -> callable(caption: str) -> list[str]``; ``option`` is the text
+    after the colon in ``--chunker NAME:OPTION`` (or ``None``).
+    """
+
+
+@hookspec
+def register_commands(cli):
+    """Add click commands or groups to the ``mia`` command line."""

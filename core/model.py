@@ -1,0 +1,122 @@
+"""Model assembly (timm/open_clip style): ``create_model(spec)`` builds the two towers and
+the alignments from their registered names; ``encode_image`` / ``encode_text`` keep the
+towers separable so that each exports on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mia.core.alignment import Alignment, CosineClassifier, ranking_loss
+from mia.core.errors import MiaError
+from mia.core.features import ImageFeatures, TextFeatures
+from mia.core.plugins import get_component
+
+
+@dataclass
+class ModelSpec:
+    """Everything needed to rebuild a model and its preprocessing; stored in checkpoints."""
+
+    image_encoder: str = "resnet50"
+    text_encoder: str = "bigru"
+    alignments: list[str] = field(default_factory=lambda: ["global"])
+    weights: dict[str, float] = field(default_factory=dict)
+    embed_dim: int = 512
+    num_parts: int = 6
+    image_size: tuple[int, int] = (384, 128)
+    vocab_size: int = 2
+    num_classes: int = 1
+    max_words: int = 64
+    max_phrases: int = 10
+    phrase_words: int = 6
+    chunker: str | None = None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["image_size"] = list(self.image_size)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelSpec":
+        known = {f.name for f in fields(cls)}
+        spec = cls(**{k: v for k, v in data.items() if k in known})
+        spec.image_size = tuple(spec.image_size)
+        return spec
+
+    def weight(self, alignment: str) -> float:
+        return float(self.weights.get(alignment, 1.0))
+
+
+def canonical_alignments(names) -> list[str]:
+    """Resolve aliases (``global-global`` -> ``global``), keep order, drop repeats."""
+    resolved = []
+    for name in names:
+        canonical = get_component("alignment", name.strip()).name
+        if canonical not in resolved:
+            resolved.append(canonical)
+    if not resolved:
+        raise MiaError("--align needs at least one alignment")
+    return resolved
+
+
+class MiaModel(nn.Module):
+    """Image tower + text tower + alignments, fused by weighted sum of similarities."""
+
+    def __init__(self, spec: ModelSpec, image_encoder: nn.Module, text_encoder: nn.Module,
+                 alignments: dict[str, Alignment]):
+        super().__init__()
+        self.spec = spec
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.alignments = nn.ModuleDict(alignments)
+        self.classifier = CosineClassifier(spec.embed_dim, spec.num_classes)
+
+    @property
+    def uses_phrases(self) -> bool:
+        return any(a.uses_phrases for a in self.alignments.values())
+
+    def encode_image(self, images: torch.Tensor) -> ImageFeatures:
+        return ImageFeatures(*self.image_encoder(images))
+
+    def encode_text(self, tokens: torch.Tensor, phrases: torch.Tensor) -> TextFeatures:
+        return TextFeatures(*self.text_encoder(tokens, phrases))
+
+    def similarity(self, text: TextFeatures, image: ImageFeatures, names=None) -> torch.Tensor:
+        """Fused ``[T, I]`` score: sum of ``weight * similarity`` over ``names`` (default all)."""
+        names = list(self.alignments) if names is None else names
+        total = None
+        for name in names:
+            scores = self.spec.weight(name) * self.alignments[name].similarity(text, image).float()
+            total = scores if total is None else total + scores
+        return total
+
+    def losses(self, text: TextFeatures, image: ImageFeatures, labels: torch.Tensor,
+               names, margin: float, id_weight: float) -> dict[str, torch.Tensor]:
+        """Ranking + identity loss of every alignment in ``names`` (the active stage's)."""
+        result = {}
+        for name in names:
+            alignment = self.alignments[name]
+            result[f"{name}/rank"] = ranking_loss(alignment.similarity(text, image).float(), labels, margin)
+            id_features = alignment.identity_features(text, image)
+            if id_features and id_weight > 0:
+                id_losses = [F.cross_entropy(self.classifier(f.float()), labels) for f in id_features]
+                result[f"{name}/id"] = id_weight * torch.stack(id_losses).mean()
+        return result
+
+
+def create_model(spec: ModelSpec, image_weights: str | None = None) -> MiaModel:
+    """Build the model that ``spec`` describes from the registered components."""
+    spec.alignments = canonical_alignments(spec.alignments)
+    image_factory = get_component("image-encoder", spec.image_encoder).factory
+    text_factory = get_component("text-encoder", spec.text_encoder).factory
+    alignments = {name: get_component("alignment", name).factory(spec.embed_dim) for name in spec.alignments}
+    return MiaModel(
+        spec,
+        image_factory(spec.embed_dim, spec.num_parts, weights=image_weights),
+        text_factory(spec.vocab_size, spec.embed_dim),
+        alignments,
+    )

@@ -1,0 +1,121 @@
+"""Data set records and the checks every data set goes through, whatever its format.
+
+A dataset plugin only parses its annotation file into :class:`Record` objects; this
+module cleans them (empty captions), checks the images (missing, undecodable) and turns
+each problem into a counted, reported skip or a one-line :class:`MiaError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mia.core.errors import MiaError
+from mia.core.image_check import check_images
+from mia.core.plugins import get_registry
+
+SPLITS = ("train", "val", "test")
+_SHOWN = 3  # how many offending items a report names
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image of one person with its captions."""
+
+    image: Path
+    captions: tuple[str, ...]
+    person_id: int
+    split: str
+
+
+@dataclass
+class DataSet:
+    """Checked records of one data set, with the notes on what was skipped and why."""
+
+    name: str
+    source: str
+    records: list[Record]
+    notes: list[str] = field(default_factory=list)
+
+    def split(self, name: str) -> list[Record]:
+        records = [r for r in self.records if r.split == name]
+        if not records:
+            present = sorted({r.split for r in self.records})
+            raise MiaError(f"data set '{self.source}' has no '{name}' split; it has: {', '.join(present)}")
+        return records
+
+    def has_split(self, name: str) -> bool:
+        return any(r.split == name for r in self.records)
+
+    def eval_split(self) -> str:
+        """The split to select models on: val when there is one (CUHK-PEDES), else test."""
+        return "val" if self.has_split("val") else "test"
+
+
+def parse_data_spec(spec: str):
+    """``NAME``, ``NAME:PATH`` or ``PATH`` -> (component, path or None)."""
+    registry = get_registry("dataset")
+    name, sep, rest = spec.partition(":")
+    if sep and name in registry.names():
+        return registry.get(name), Path(rest).expanduser()
+    if spec in registry.names():
+        return registry.get(spec), None
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise MiaError(
+            f"--data '{spec}' is neither a data set name ({', '.join(registry.names())}) "
+            "nor an existing path"
+        )
+    for component in registry:
+        detect = getattr(component.factory, "detect", None)
+        if detect is not None and detect(path):
+            return component, path
+    raise MiaError(
+        f"--data '{spec}': no data set recognises this path; name one as NAME:PATH "
+        f"({', '.join(registry.names())})"
+    )
+
+
+def load_dataset(spec: str, check_images_on_disk: bool = True) -> DataSet:
+    """Load, clean and check the data set that ``--data SPEC`` names."""
+    component, path = parse_data_spec(spec)
+    records = component.factory(path)
+    dataset = DataSet(component.name, spec, [])
+    dataset.records = _drop_empty_captions(records, dataset.notes)
+    if check_images_on_disk:
+        dataset.records = _drop_bad_images(dataset.records, dataset.notes)
+    if not dataset.records:
+        raise MiaError(f"data set '{spec}' has no usable records ({'; '.join(dataset.notes) or 'empty'})")
+    return dataset
+
+
+def _drop_empty_captions(records: list[Record], notes: list[str]) -> list[Record]:
+    kept, empty_captions, captionless = [], 0, []
+    for record in records:
+        captions = tuple(c.strip() for c in record.captions if c and c.strip())
+        empty_captions += len(record.captions) - len(captions)
+        if captions:
+            kept.append(Record(record.image, captions, record.person_id, record.split))
+        else:
+            captionless.append(record.image.name)
+    if empty_captions:
+        notes.append(f"skipped {empty_captions} empty caption(s)")
+    if captionless:
+        notes.append(f"skipped {len(captionless)} image(s) without captions ({_first(captionless)})")
+    return kept
+
+
+def _drop_bad_images(records: list[Record], notes: list[str]) -> list[Record]:
+    status = check_images(sorted({r.image for r in records}))
+    missing = [str(p) for p, s in status.items() if s == "missing"]
+    corrupt = [str(p) for p, s in status.items() if s == "corrupt"]
+    if missing:
+        notes.append(f"skipped {len(missing)} missing image file(s) ({_first(missing)})")
+    if corrupt:
+        notes.append(f"skipped {len(corrupt)} unreadable image file(s) ({_first(corrupt)})")
+    return [r for r in records if status[r.image] == "ok"]
+
+
+def _first(items: list[str]) -> str:
+    shown = ", ".join(items[:_SHOWN])
+    return shown + (", ..." if len(items) > _SHOWN else "")

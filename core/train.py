@@ -1,0 +1,231 @@
+"""The training engine: epochs of in-batch alignment losses, evaluation, checkpoints.
+
+Reproducibility is by construction rather than by saved RNG state: the learning rate is
+a function of the step, the sample order of (seed, epoch), the augmentation of
+(seed, epoch, index), and the global torch seed is reset to (seed, epoch) at every epoch.
+So ``--resume`` from ``last.pt`` gives the same numbers as a run that never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mia.core import atomic
+from mia.core.checkpoint import load_checkpoint, save_checkpoint
+from mia.core.config import TrainConfig
+from mia.core.data import EpochSampler, ImageReader, PairDataset, TextSettings, build_text_table, make_loader, person_labels
+from mia.core.device import autocast, prepare_images, resolve_device
+from mia.core.errors import MiaError
+from mia.core.evaluate import evaluate, prepare_split
+from mia.core.model import ModelSpec, canonical_alignments, create_model
+from mia.core.progress import Progress, format_seconds
+from mia.core.records import load_dataset
+from mia.core.tokenizer import Vocabulary
+from mia.core.version import VERSION
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    history: list[dict]
+    best: dict
+
+    @property
+    def best_metrics(self) -> dict:
+        return self.best["metrics"]
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Linear warm-up to 1, then cosine decay to 0 at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases and norm parameters (1-d tensors)."""
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+    )
+
+
+class Trainer:
+    """``Trainer(config).run()`` trains, evaluates each epoch and writes ``config.out``."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False, log=None):
+        config.validate()
+        self.config = config
+        self.out = Path(config.out)
+        self.log = log or (lambda message: print(message, file=sys.stderr))
+        self.checkpoint = self._resume_point(resume)
+        self.device = resolve_device(config.device)
+
+    def _resume_point(self, resume: bool) -> dict | None:
+        last = self.out / "last.pt"
+        if not resume:
+            if last.exists():
+                raise MiaError(f"--out {self.out} already holds a run (last.pt); pass --resume to continue it or choose another --out")
+            return None
+        if not last.exists():
+            raise MiaError(f"--resume: no checkpoint at {last}")
+        checkpoint = load_checkpoint(last)
+        saved = TrainConfig.from_dict(checkpoint["config"])
+        changed = self.config.differences(saved)
+        if changed:
+            raise MiaError(f"--resume: options differ from the run in {self.out}: {', '.join(changed)}")
+        return checkpoint
+
+    # -- set-up -------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        config = self.config
+        seed_everything(config.seed)
+        dataset = load_dataset(config.data)
+        for note in dataset.notes:
+            self.log(f"data: {note}")
+        train_records = dataset.split("train")
+        if self.checkpoint is not None:
+            vocab = Vocabulary(self.checkpoint["vocab"])
+        else:
+            vocab = Vocabulary.build((c for r in train_records for c in r.captions), config.min_word_freq)
+        labels, num_classes = person_labels(train_records)
+        settings = TextSettings(max_words=config.max_words)
+        self.spec = ModelSpec(
+            image_encoder=config.image_encoder, text_encoder=config.text_encoder,
+            alignments=canonical_alignments(config.align), embed_dim=config.embed_dim,
+            num_parts=config.num_parts, image_size=tuple(config.image_size), vocab_size=len(vocab),
+            num_classes=num_classes, max_words=config.max_words,
+        )
+        self.vocab = vocab
+        self.model = create_model(self.spec, None if self.checkpoint else config.image_weights).to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        chunker = None
+        table = build_text_table(train_records, vocab, settings, chunker)
+        workers = config.resolved_workers(self.device.type == "cuda")
+        self.workers = workers
+        reader = ImageReader(self.spec.image_size, config.seed, train=True)
+        pairs = PairDataset(train_records, table, labels, reader)
+        if len(pairs) < config.batch_size:
+            raise MiaError(f"--batch-size {config.batch_size}: the training split has only {len(pairs)} captions")
+        self.sampler = EpochSampler(len(pairs), config.seed)
+        self.loader = make_loader(pairs, config.batch_size, workers, self.sampler, pairs.collate,
+                                  drop_last=True, pin_memory=self.device.type == "cuda")
+        self.eval_split_name = dataset.eval_split()
+        self.eval_split = prepare_split(dataset.split(self.eval_split_name), vocab, settings, chunker)
+        self.optimizer = _optimizer(self.model, config)
+        self.steps_per_epoch = len(self.loader)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.warmup_steps = max(1, int(config.warmup_epochs * self.steps_per_epoch))
+        self.log(
+            f"train: {len(train_records)} images, {len(pairs)} captions, {num_classes} identities; "
+            f"eval on {self.eval_split_name}: {len(self.eval_split.records)} images, {len(self.eval_split.table)} queries; "
+            f"vocabulary {len(vocab)} words; device {self.device}; {workers} data workers"
+        )
+
+    # -- loop ---------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        self._prepare()
+        start_epoch, history, best = 0, [], {"epoch": 0, "metrics": None}
+        if self.checkpoint is not None:
+            self.model.load_state_dict(self.checkpoint["model"])
+            self.optimizer.load_state_dict(self.checkpoint["optimizer"])
+            start_epoch, history, best = self.checkpoint["epoch"], self.checkpoint["history"], self.checkpoint["best"]
+            self.log(f"resuming {self.out} after epoch {start_epoch}")
+        self.out.mkdir(parents=True, exist_ok=True)
+        last_epoch = self.config.epochs
+        if self.config.stop_after is not None:
+            last_epoch = min(last_epoch, start_epoch + self.config.stop_after)
+        for epoch in range(start_epoch, last_epoch):
+            record = self._train_epoch(epoch)
+            started = time.perf_counter()
+            metrics = evaluate(self.model, self.eval_split, self.device, self.config.eval_chunk,
+                               self.workers, show_progress=not self.config.quiet)
+            record.update({"split": self.eval_split_name, **metrics, "eval_seconds": round(time.perf_counter() - started, 2)})
+            history.append(record)
+            improved = best["metrics"] is None or (metrics["R1"], metrics["mAP"]) > (best["metrics"]["R1"], best["metrics"]["mAP"])
+            if improved:
+                best = {"epoch": epoch + 1, "metrics": metrics}
+            self._save(epoch + 1, history, best, improved)
+            self.log(self._epoch_line(record, improved))
+        return TrainResult(self.out, history, best)
+
+    def _train_epoch(self, epoch: int) -> dict:
+        config, model = self.config, self.model
+        model.train()
+        self.sampler.set_epoch(epoch)
+        torch.manual_seed(config.seed * 100_003 + epoch)
+        active = self.spec.alignments
+        totals: dict[str, float] = {}
+        started = time.perf_counter()
+        label = f"epoch {epoch + 1}/{config.epochs}"
+        with Progress(self.steps_per_epoch, label, unit="batch", enabled=not config.quiet) as bar:
+            for i, (images, tokens, phrases, labels) in enumerate(self.loader):
+                step = epoch * self.steps_per_epoch + i
+                for group in self.optimizer.param_groups:
+                    group["lr"] = config.lr * lr_factor(step, self.warmup_steps, self.total_steps)
+                losses = self._step(images, tokens, phrases, labels, active)
+                for name, value in losses.items():
+                    totals[name] = totals.get(name, 0.0) + value
+                bar.update(loss=losses["loss"])
+        seconds = time.perf_counter() - started
+        record = {"epoch": epoch + 1, "alignments": list(active), "lr": self.optimizer.param_groups[0]["lr"],
+                  "train_seconds": round(seconds, 2),
+                  "images_per_second": round(self.steps_per_epoch * config.batch_size / seconds, 1)}
+        record.update({name: round(total / self.steps_per_epoch, 5) for name, total in totals.items()})
+        return record
+
+    def _step(self, images, tokens, phrases, labels, active) -> dict[str, float]:
+        device = self.device
+        with autocast(device):
+            image = self.model.encode_image(prepare_images(images, device))
+            text = self.model.encode_text(tokens.to(device, non_blocking=True), phrases.to(device, non_blocking=True))
+            losses = self.model.losses(text, image, labels.to(device, non_blocking=True), active,
+                                       self.config.margin, self.config.id_weight)
+        loss = torch.stack(list(losses.values())).sum()
+        if not torch.isfinite(loss):
+            raise MiaError(f"training diverged (loss {loss.item()}); lower --lr (now {self.config.lr})")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.item(), **{name: value.item() for name, value in losses.items()}}
+
+    # -- output -------------------------------------------------------------------------
+    def _save(self, epoch: int, history: list[dict], best: dict, improved: bool) -> None:
+        payload = {
+            "mia_version": VERSION, "spec": self.spec.to_dict(), "config": self.config.to_dict(),
+            "vocab": self.vocab.words, "model": self.model.state_dict(), "epoch": epoch,
+            "history": history, "best": best,
+        }
+        save_checkpoint(self.out / "last.pt", {**payload, "optimizer": self.optimizer.state_dict()})
+        if improved:
+            save_checkpoint(self.out / "best.pt", payload)
+        atomic.write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+
+    def _epoch_line(self, record: dict, improved: bool) -> str:
+        metrics = " ".join(f"{k} {record[k]:.2f}" for k in ("R1", "R5", "R10", "mAP", "mINP"))
+        eta = (self.config.epochs - record["epoch"]) * (record["train_seconds"] + record["eval_seconds"])
+        return (f"epoch {record['epoch']}/{self.config.epochs} loss {record['loss']:.4f} | "
+                f"{record['split']} {metrics}{' (best)' if improved else ''} | ETA {format_seconds(eta)}")
+
+
+def train(config: TrainConfig, resume: bool = False, log=None) -> TrainResult:
+    return Trainer(config, resume=resume, log=log).run()

@@ -1,0 +1,32 @@
+"""Built-in data sets: the three public benchmarks and the generated ``synthpedes``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mia.core.errors import MiaError
+from mia.core.hookspecs import hookimpl
+from mia.plugins.datasets.pedes_json import CUHK_PEDES, ICFG_PEDES, RSTPREID, JsonFormat
+from mia.plugins.datasets.synthpedes_source import synthpedes_records
+
+
+def _reader(fmt: JsonFormat, dataset: str):
+    def read(path: Path | None):
+        if path is None:
+            raise MiaError(f"--data {dataset} needs a path: --data {dataset}:/path/to/{fmt.annotation_file}")
+        return fmt.read(path)
+
+    read.detect = fmt.detect
+    return read
+
+
+@hookimpl
+def register_datasets(register):
+    register("cuhk-pedes", _reader(CUHK_PEDES, "cuhk-pedes"), aliases=("cuhk",),
+             description="CUHK-PEDES: reid_raw.json + imgs/ (train/val/test)")
+    register("icfg-pedes", _reader(ICFG_PEDES, "icfg-pedes"), aliases=("icfg",),
+             description="ICFG-PEDES: ICFG-PEDES.json + imgs/ (train/test)")
+    register("rstpreid", _reader(RSTPREID, "rstpreid"), aliases=("rstp",),
+             description="RSTPReid: data_captions.json + imgs/ (train/val/test)")
+    register("synthpedes", synthpedes_records,
+             description="built-in procedurally drawn pedestrians in CUHK-PEDES format (generated and cached)")

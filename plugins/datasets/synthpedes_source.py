@@ -1,0 +1,40 @@
+"""``--data synthpedes``: generate the default synthetic set once, cache it, read it.
+
+The cache key covers the generator settings and ``SYNTHPEDES_FORMAT`` (bump it whenever
+the drawing or captions change), so a stale set is never reused after an upgrade.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from mia.core.paths import cache_dir
+from mia.core.progress import Progress
+from mia.core.records import Record
+from mia.plugins.datasets.pedes_json import CUHK_PEDES
+from mia.plugins.datasets.synthpedes import SynthConfig, generate_synthpedes
+
+SYNTHPEDES_FORMAT = 1
+
+def default_synthpedes_dir(config: SynthConfig = SynthConfig()) -> Path:
+    settings = json.dumps({"format": SYNTHPEDES_FORMAT, **dataclasses.asdict(config)}, sort_keys=True)
+    key = hashlib.sha1(settings.encode()).hexdigest()[:12]
+    return cache_dir() / "synthpedes" / key
+
+def ensure_synthpedes(config: SynthConfig = SynthConfig()) -> Path:
+    """The default synthetic set's directory, generating it on first use."""
+    directory = default_synthpedes_dir(config)
+    if not (directory / CUHK_PEDES.annotation_file).is_file():
+        total = config.ids * config.images_per_id
+        print(f"generating synthpedes ({config.ids} identities) into {directory}", file=sys.stderr)
+        with Progress(total, "synthpedes", unit="img") as bar:
+            generate_synthpedes(directory, config, progress=lambda done, _total: bar.update(done - bar.done))
+    return directory
+
+def synthpedes_records(path: Path | None) -> list[Record]:
+    """Records of a generated set: the cached default, or one made by ``mia data synth``."""
+    return CUHK_PEDES.read(ensure_synthpedes() if path is None else path)

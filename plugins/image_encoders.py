@@ -1,0 +1,101 @@
+"""Built-in image encoders: torchvision CNN trunks with a global and a stripe head.
+
+The last feature map is pooled twice: globally into ``v_g`` and into K horizontal stripes
+(top to bottom, as in PCB and MIA) into ``v_1..v_K``; both are projected to the joint
+embedding size.  Weights are random unless a local torchvision state dict is given:
+mia never downloads anything.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from mia.core.errors import MiaError
+from mia.core.hookspecs import hookimpl
+
+
+@functools.lru_cache(maxsize=32)
+def _stripe_weights(rows: int, parts: int) -> torch.Tensor:
+    """``[rows, parts]`` averaging matrix with adaptive-pooling bin edges.
+
+    A matrix instead of ``adaptive_avg_pool`` because it exports to ONNX for any
+    rows/parts ratio (ONNX has no adaptive pooling when rows % parts != 0).
+    """
+    weights = torch.zeros(rows, parts)
+    for k in range(parts):
+        start, end = (k * rows) // parts, -(-((k + 1) * rows) // parts)
+        weights[start:end, k] = 1.0 / (end - start)
+    return weights
+
+
+class StripeEncoder(nn.Module):
+    """CNN trunk -> (global ``[B, D]``, stripes ``[B, K, D]``)."""
+
+    def __init__(self, trunk: nn.Module, channels: int, embed_dim: int, num_parts: int):
+        super().__init__()
+        self.trunk = trunk
+        self.num_parts = num_parts
+        self.global_head = nn.Sequential(nn.Linear(channels, embed_dim), nn.BatchNorm1d(embed_dim))
+        self.part_head = nn.Linear(channels, embed_dim)
+        self.part_norm = nn.BatchNorm1d(embed_dim)
+
+    def forward(self, images: torch.Tensor):
+        feature_map = self.trunk(images)  # [B, C, H, W]
+        rows = feature_map.mean(dim=3)  # [B, C, H]
+        global_ = self.global_head(rows.mean(dim=2))
+        pool = _stripe_weights(rows.shape[2], self.num_parts).to(rows.device, rows.dtype)
+        stripes = torch.matmul(rows, pool).transpose(1, 2)  # [B, K, C]
+        parts = self.part_norm(self.part_head(stripes).transpose(1, 2)).transpose(1, 2)
+        return global_, parts
+
+
+def _load_state_dict(model: nn.Module, path: str, name: str) -> None:
+    file = Path(path)
+    if not file.is_file():
+        raise MiaError(f"--image-weights {path}: file not found")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise MiaError(f"--image-weights {path}: not a PyTorch state dict ({exc})") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    try:
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise MiaError(f"--image-weights {path}: not a torchvision {name} state dict ({first})") from None
+
+
+def _resnet(name: str):
+    def factory(embed_dim: int, num_parts: int, weights: str | None = None) -> StripeEncoder:
+        model = getattr(torchvision.models, name)(weights=None)
+        if weights:
+            _load_state_dict(model, weights, name)
+        trunk = nn.Sequential(OrderedDict(
+            (child, getattr(model, child))
+            for child in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+        ))
+        return StripeEncoder(trunk, model.fc.in_features, embed_dim, num_parts)
+
+    return factory
+
+
+def mobilenet_v2(embed_dim: int, num_parts: int, weights: str | None = None) -> StripeEncoder:
+    model = torchvision.models.mobilenet_v2(weights=None)
+    if weights:
+        _load_state_dict(model, weights, "mobilenet_v2")
+    return StripeEncoder(model.features, model.last_channel, embed_dim, num_parts)
+
+
+@hookimpl
+def register_image_encoders(register):
+    register("resnet50", _resnet("resnet50"), description="ResNet-50 trunk (paper default), 2048-d map")
+    register("resnet18", _resnet("resnet18"), description="ResNet-18 trunk, 512-d map (fast)")
+    register("mobilenet_v2", mobilenet_v2, aliases=("mobilenet-v2",),
+             description="MobileNetV2 features, 1280-d map (fast, deployable)")

@@ -1,0 +1,49 @@
+"""Test set-up: no third-party plugins, a private cache, and small shared fixtures."""
+
+import os
+
+os.environ["MIA_LOAD_PLUGINS"] = ""  # installed plugins must not change what tests see
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from mia.core.plugins import reset_plugins
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    os.environ["MIA_CACHE_DIR"] = str(tmp_path_factory.mktemp("mia-cache"))
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plugins():
+    reset_plugins()
+    yield
+    reset_plugins()
+
+
+def write_image(path: Path, size=(40, 100), color=(200, 30, 30), mode="RGB", fmt=None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, color if mode == "RGB" else 128).save(path, format=fmt)
+    return path
+
+
+def write_pedes(root: Path, annotation_name: str, entries: list[dict], image_field: str = "file_path") -> Path:
+    """A data set in one of the real JSON formats, with a small image for each entry."""
+    for i, entry in enumerate(entries):
+        write_image(root / "imgs" / entry[image_field], color=(20 * i % 255, 80, 160))
+    (root / annotation_name).write_text(json.dumps(entries))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory) -> Path:
+    """A small synthpedes set (shared by the training and CLI tests)."""
+    from mia.plugins.datasets.synthpedes import SynthConfig, generate_synthpedes
+
+    out = tmp_path_factory.mktemp("synth") / "tiny"
+    return generate_synthpedes(out, SynthConfig(ids=24, images_per_id=3, seed=1, height=96))
