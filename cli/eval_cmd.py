@@ -11,7 +11,7 @@ from mia.core.config import TrainConfig
 from mia.core.data import TextSettings
 from mia.core.device import DEVICES, resolve_device
 from mia.core.evaluate import evaluate, prepare_split
-from mia.core.metrics import format_metrics_table
+from mia.core.metrics import chance_r1, format_metrics_table
 from mia.core.records import SPLITS, load_dataset
 
 
@@ -39,9 +39,12 @@ def eval_command(checkpoint_path, data, split, device, eval_chunk, workers, as_j
         workers = config.resolved_workers(torch_device.type == "cuda")
     metrics = evaluate(model, eval_split, torch_device, eval_chunk, workers, show_progress=not as_json)
     name = "+".join(model.spec.alignments)
+    chance = chance_r1(eval_split.query_pids, eval_split.gallery_pids)
     if as_json:
         click.echo(json.dumps({"checkpoint": str(checkpoint_path), "split": split, "alignments": model.spec.alignments,
-                               "queries": len(eval_split.table), "gallery": len(eval_split.records), **metrics}))
+                               "queries": len(eval_split.table), "gallery": len(eval_split.records),
+                               "chance_R1": chance, **metrics}))
     else:
-        click.echo(f"{split}: {len(eval_split.table)} queries x {len(eval_split.records)} images")
+        click.echo(f"{split}: {len(eval_split.table)} queries x {len(eval_split.records)} images "
+                   f"(R1 of a random ranking: {chance:.2f}%)")
         click.echo(format_metrics_table({name: metrics}))

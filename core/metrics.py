@@ -64,6 +64,14 @@ def retrieval_metrics(similarity, query_pids, gallery_pids, chunk: int = 512) ->
     return result
 
 
+def chance_r1(query_pids, gallery_pids) -> float:
+    """Expected R@1 (percent) of a random ranking: the mean share of correct gallery items."""
+    query_pids, gallery_pids = _to_numpy(query_pids).ravel(), _to_numpy(gallery_pids).ravel()
+    values, counts = np.unique(gallery_pids, return_counts=True)
+    per_pid = dict(zip(values.tolist(), counts.tolist()))
+    return float(100.0 * np.mean([per_pid.get(p, 0) for p in query_pids.tolist()]) / len(gallery_pids))
+
+
 def format_metrics_table(rows: dict[str, dict[str, float]]) -> str:
     """A Markdown table, one row per named result."""
     header = "| model | " + " | ".join(METRIC_NAMES) + " |"

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from mia.core.metrics import retrieval_metrics
+from mia.core.metrics import chance_r1, retrieval_metrics
 
 
 def brute_force(similarity, query_pids, gallery_pids):
@@ -60,3 +60,8 @@ def test_accepts_torch_and_matches_numpy():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="expected"):
         retrieval_metrics(np.zeros((3, 4)), np.zeros(3), np.zeros(5))
+
+
+def test_chance_r1_is_the_mean_share_of_correct_items():
+    # query pid 1 has 2 of 4 correct, pid 2 has 1 of 4, pid 9 none
+    assert chance_r1([1, 2, 9], [1, 1, 2, 3]) == pytest.approx(100 * (0.5 + 0.25 + 0) / 3)

@@ -114,3 +114,24 @@ def test_list_all_kinds():
     assert result.exit_code == 0
     for heading in ("alignments:", "datasets:", "image-encoders:", "text-encoders:"):
         assert heading in result.output
+
+
+def test_readme_plugin_example_works(tmp_path, monkeypatch):
+    """The plugin shown in README.md, installed as a real distribution, trains a forward pass."""
+    import re
+    from pathlib import Path
+
+    import torch
+
+    from mia.core.model import ModelSpec, create_model
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    source = re.search(r"```python\n(# mia_tinycnn.py\n.*?)```", readme, re.S).group(1)
+    install_distribution(tmp_path, monkeypatch, "mia_tinycnn", "tinycnn", source)
+    monkeypatch.setenv("MIA_LOAD_PLUGINS", "tinycnn")
+    reset_plugins()
+    result = CliRunner().invoke(cli, ["list", "image-encoder"])
+    assert "tinycnn: a toy encoder [tinycnn]" in result.output
+    model = create_model(ModelSpec(image_encoder="tinycnn", embed_dim=8, num_parts=3, vocab_size=5, num_classes=2))
+    image = model.encode_image(torch.randn(2, 3, 48, 16))
+    assert image.global_.shape == (2, 8) and image.parts.shape == (2, 3, 8)

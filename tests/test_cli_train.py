@@ -1,0 +1,117 @@
+"""Train -> checkpoint -> resume -> eval through the real CLI, on a tiny synthpedes set."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from mia.cli.main import cli
+
+TINY = ["--image-encoder", "resnet18", "--image-size", "64x32", "--embed-dim", "32", "--batch-size", "16",
+        "--min-word-freq", "1", "--workers", "0", "--device", "cpu", "--quiet", "--lr", "3e-3"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def train(data, out, *extra):
+    result = run("train", "--data", data, "--out", out, "--epochs", 2, *TINY, *extra)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def history(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def without_timing(records):
+    drop = {"train_seconds", "eval_seconds", "images_per_second"}
+    return [{k: v for k, v in r.items() if k not in drop} for r in records]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_synth, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "full"
+    result = train(tiny_synth, out)
+    return out, result
+
+
+def test_train_writes_checkpoints_metrics_and_table(trained):
+    out, result = trained
+    assert "| global |" in result.output and "best epoch" in result.output
+    records = history(out)
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert {"R1", "R5", "R10", "mAP", "mINP", "loss", "global/rank", "global/id", "lr"} <= set(records[0])
+    checkpoint = torch.load(out / "last.pt", weights_only=True)
+    assert checkpoint["epoch"] == 2 and checkpoint["spec"]["alignments"] == ["global"]
+    assert checkpoint["vocab"][:2] == ["<pad>", "<unk>"] and "optimizer" in checkpoint
+    assert checkpoint["config"]["image_size"] == [64, 32]
+    assert "optimizer" not in torch.load(out / "best.pt", weights_only=True)
+
+
+def test_resume_continues_exactly(trained, tiny_synth, tmp_path):
+    full, _ = trained
+    out = tmp_path / "split"
+    train(tiny_synth, out, "--stop-after", 1)
+    assert len(history(out)) == 1
+    result = run("train", "--out", out, "--resume", "--workers", 0, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert without_timing(history(out)) == without_timing(history(full))
+
+
+def test_eval_reproduces_the_validation_numbers(trained):
+    out, _ = trained
+    best = torch.load(out / "best.pt", weights_only=True)["best"]
+    result = run("eval", "--checkpoint", out / "best.pt", "--split", "val", "--json", "--device", "cpu", "--workers", 0)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output.strip().splitlines()[-1])
+    for key in ("R1", "R5", "R10", "mAP", "mINP"):
+        assert metrics[key] == pytest.approx(best["metrics"][key], abs=1e-6)
+
+
+def test_eval_prints_a_table_for_test(trained):
+    out, _ = trained
+    result = run("eval", "--checkpoint", out / "best.pt", "--workers", 0)
+    assert result.exit_code == 0, result.output
+    assert "test:" in result.output and "| global |" in result.output
+
+
+def one_line_error(result, *fragments):
+    assert result.exit_code != 0
+    lines = [line for line in result.output.strip().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_bad_inputs_give_one_line_errors(trained, tiny_synth, tmp_path):
+    out, _ = trained
+    one_line_error(run("train", "--data", tiny_synth, "--out", out, *TINY), "already holds a run", "--resume")
+    one_line_error(run("train", "--out", tmp_path / "none", "--resume"), "checkpoint", "file not found")
+    one_line_error(run("train", "--data", tmp_path / "missing", "--out", tmp_path / "a", *TINY), "neither a data set name")
+    one_line_error(run("train", "--data", tiny_synth, "--out", tmp_path / "b", *TINY, "--image-encoder", "vgg"),
+                   "unknown image-encoder 'vgg'", "resnet18")
+    one_line_error(run("train", "--data", tiny_synth, "--out", tmp_path / "c", *TINY, "--align", "global,nope"),
+                   "unknown alignment 'nope'")
+    one_line_error(run("train", "--data", tiny_synth, "--out", tmp_path / "d", *TINY, "--batch-size", "1"), "--batch-size")
+    one_line_error(run("train", "--data", tiny_synth, "--out", tmp_path / "e", *TINY, "--image-weights", tmp_path / "w.pt"),
+                   "--image-weights", "file not found")
+    one_line_error(run("train", "--out", out, "--resume", "--epochs", "5"), "options differ", "epochs")
+    one_line_error(run("eval", "--checkpoint", tmp_path / "nope.pt"), "file not found")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    one_line_error(run("eval", "--checkpoint", tmp_path / "junk.pt"), "not", "mia checkpoint")
+    one_line_error(run("eval", "--checkpoint", out / "best.pt", "--data", tmp_path), "no data set recognises")
+
+
+def test_image_size_option_is_validated(tiny_synth, tmp_path):
+    result = run("train", "--data", tiny_synth, "--out", tmp_path / "x", "--image-size", "big")
+    assert result.exit_code == 2 and "expected HEIGHTxWIDTH" in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
+def test_cuda_without_cuda_is_a_clear_error(tiny_synth, tmp_path):
+    one_line_error(run("train", "--data", tiny_synth, "--out", tmp_path / "x", *TINY[:-5], "--device", "cuda"),
+                   "CUDA is not available")
