@@ -8,6 +8,8 @@ from click.core import ParameterSource
 
 from mia.core.config import TrainConfig
 from mia.core.device import DEVICES
+from mia.core.errors import MiaError
+from mia.core.stages import parse_stage_list, parse_weight_items
 
 
 def parse_image_size(ctx, param, value):
@@ -29,9 +31,23 @@ def parse_list(ctx, param, value):
     return items
 
 
+def parse_weights_option(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return parse_weight_items(value)
+    except MiaError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--weights: ")) from None
+
+
 #: (option declaration, TrainConfig field, click keyword arguments); --align is per command
 TRAIN_OPTIONS = [
     (("--data",), "data", dict(help="NAME, NAME:PATH or PATH (detected from the annotation file)")),
+    (("--stages",), "stages", dict(help="step training: NAME:EPOCHS,... (cumulative) or 'auto' (split --epochs over --align)")),
+    (("--weights",), "weights", dict(callback=parse_weights_option, help="score fusion weights, e.g. global=1,part=0.5,fine=0.5 (default 1 each)")),
+    (("--chunker",), "chunker", dict(help="noun-phrase chunker: rules (default) or spacy:PIPELINE")),
+    (("--max-phrases",), "max_phrases", dict(type=int, help="noun phrases kept per caption (default 10)")),
+    (("--phrase-words",), "phrase_words", dict(type=int, help="words kept per phrase (default 6)")),
     (("--image-encoder",), "image_encoder", dict(help="registered image encoder (mia list image-encoder)")),
     (("--text-encoder",), "text_encoder", dict(help="registered text encoder")),
     (("--image-weights",), "image_weights", dict(help="local torchvision state dict for the image trunk")),
@@ -74,8 +90,17 @@ def explicit_options(ctx: click.Context, values: dict) -> dict:
 
 
 def config_from(base: TrainConfig | None, given: dict) -> TrainConfig:
-    """``base`` (default: the defaults) with ``given`` fields replaced."""
+    """``base`` (default: the defaults) with ``given`` fields replaced.
+
+    Explicit ``--stages NAME:EPOCHS,...`` also supply ``--align`` and ``--epochs`` when
+    those were not given, so ``--stages global:4,part:2`` alone is a complete request.
+    """
     data = (base or TrainConfig()).to_dict()
+    stages = given.get("stages")
+    if stages and stages != "auto":
+        pairs = parse_stage_list(stages)
+        data["align"] = [name for name, _ in pairs]
+        data["epochs"] = sum(count for _, count in pairs)
     data.update(given)
     return TrainConfig.from_dict(data)
 

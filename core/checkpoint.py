@@ -38,4 +38,5 @@ def model_from_checkpoint(payload: dict) -> tuple[MiaModel, Vocabulary]:
     spec = ModelSpec.from_dict(payload["spec"])
     model = create_model(spec)
     model.load_state_dict(payload["model"])
+    model.active = list(payload.get("active", spec.alignments))
     return model.eval(), Vocabulary(payload["vocab"])

@@ -15,6 +15,9 @@ RUN_ONLY_FIELDS = ("device", "workers", "out", "stop_after", "eval_chunk", "quie
 class TrainConfig:
     data: str = "synthpedes"
     align: list[str] = field(default_factory=lambda: ["global"])
+    stages: str | None = None
+    weights: dict[str, float] = field(default_factory=dict)
+    chunker: str = "rules"
     image_encoder: str = "resnet50"
     text_encoder: str = "bigru"
     image_weights: str | None = None
@@ -30,6 +33,8 @@ class TrainConfig:
     id_weight: float = 1.0
     min_word_freq: int = 2
     max_words: int = 64
+    max_phrases: int = 10
+    phrase_words: int = 6
     seed: int = 0
     device: str = "auto"
     workers: int | None = None
@@ -67,6 +72,8 @@ class TrainConfig:
             ("image-size", min(self.image_size) >= 32, "at least 32x32"),
             ("eval-chunk", self.eval_chunk >= 1, "at least 1"),
             ("min-word-freq", self.min_word_freq >= 1, "at least 1"),
+            ("max-phrases", self.max_phrases >= 1, "at least 1"),
+            ("phrase-words", self.phrase_words >= 1, "at least 1"),
         ]
         for option, ok, expected in checks:
             if not ok:

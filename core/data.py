@@ -10,27 +10,18 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mia.core.errors import MiaError
+from mia.core.phrases import chunk_all
 from mia.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, augment, load_rgb, to_normalized_array
 from mia.core.records import Record
-from mia.core.tokenizer import Vocabulary, pad_ids
-
-Chunker = Callable[[str], list[str]]
-
-
-@dataclass(frozen=True)
-class TextSettings:
-    """How captions become arrays; saved with the model so serving does the same."""
-
-    max_words: int = 64
-    max_phrases: int = 10
-    phrase_words: int = 6
+from mia.core.text_arrays import TextSettings, encode_texts
+from mia.core.tokenizer import Vocabulary
 
 
 @dataclass
@@ -60,30 +51,15 @@ class TextTable:
         return torch.from_numpy(_trim_tokens(tokens)), torch.from_numpy(_trim_phrases(phrases, trim_slots))
 
 
-def encode_texts(texts: Sequence[str], vocab: Vocabulary, settings: TextSettings,
-                 chunker: Chunker | None) -> tuple[np.ndarray, np.ndarray]:
-    """(tokens [N, L], phrases [N, M, P]) for raw captions; the one text path for all uses."""
-    ids = [vocab.encode(text, settings.max_words) for text in texts]
-    width = max([1, *map(len, ids)])
-    tokens = np.asarray(pad_ids(ids, width), dtype=np.int64).reshape(len(texts), width)
-    if chunker is None:
-        return tokens, np.zeros((len(texts), 0, 1), dtype=np.int64)
-    phrases = np.zeros((len(texts), settings.max_phrases, settings.phrase_words), dtype=np.int64)
-    for n, text in enumerate(texts):
-        encoded = [vocab.encode(p, settings.phrase_words) for p in chunker(text)]
-        encoded = [p for p in encoded if p][: settings.max_phrases]
-        for m, phrase in enumerate(encoded):
-            phrases[n, m, : len(phrase)] = phrase
-    return tokens, phrases
-
-
 def build_text_table(records: Sequence[Record], vocab: Vocabulary, settings: TextSettings,
-                     chunker: Chunker | None) -> TextTable:
+                     chunker_spec: str | None) -> TextTable:
+    """All captions of ``records``; phrases (cached per data set) when a chunker is named."""
     captions, owners = [], []
     for i, record in enumerate(records):
         captions.extend(record.captions)
         owners.extend([i] * len(record.captions))
-    tokens, phrases = encode_texts(captions, vocab, settings, chunker)
+    phrase_lists = chunk_all(captions, chunker_spec) if chunker_spec else None
+    tokens, phrases = encode_texts(captions, vocab, settings, phrase_lists)
     owners_arr = np.asarray(owners, dtype=np.int64)
     pids = np.asarray([records[i].person_id for i in owners], dtype=np.int64)
     return TextTable(tokens, phrases, owners_arr, pids)

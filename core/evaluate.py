@@ -12,13 +12,15 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from mia.core.data import Chunker, GalleryDataset, ImageReader, TextSettings, TextTable, build_text_table, make_loader
-from mia.core.device import autocast, prepare_images
+from mia.core.checkpoint import load_checkpoint, model_from_checkpoint
+from mia.core.config import TrainConfig
+from mia.core.data import GalleryDataset, ImageReader, TextSettings, TextTable, build_text_table, make_loader
+from mia.core.device import autocast, prepare_images, resolve_device
 from mia.core.features import ImageFeatures, TextFeatures, select_texts
 from mia.core.metrics import retrieval_metrics
 from mia.core.model import MiaModel
 from mia.core.progress import Progress
-from mia.core.records import Record
+from mia.core.records import Record, load_dataset
 from mia.core.tokenizer import Vocabulary
 
 
@@ -39,8 +41,8 @@ class EvalSplit:
 
 
 def prepare_split(records: Sequence[Record], vocab: Vocabulary, settings: TextSettings,
-                  chunker: Chunker | None) -> EvalSplit:
-    return EvalSplit(list(records), build_text_table(records, vocab, settings, chunker))
+                  chunker_spec: str | None) -> EvalSplit:
+    return EvalSplit(list(records), build_text_table(records, vocab, settings, chunker_spec))
 
 
 @torch.no_grad()
@@ -91,3 +93,30 @@ def evaluate(model: MiaModel, split: EvalSplit, device: torch.device, chunk: int
     text = encode_queries(model, split.table, device)
     similarity = score_chunks(model, text, image, chunk)
     return retrieval_metrics(similarity, split.query_pids, split.gallery_pids)
+
+
+@dataclass
+class CheckpointEvaluation:
+    metrics: dict[str, float]
+    split: EvalSplit
+    model: MiaModel
+
+
+def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: str = "test",
+                        device: str = "auto", chunk: int = 256, workers: int | None = None,
+                        show_progress: bool = True, log=None) -> CheckpointEvaluation:
+    """Load a checkpoint and evaluate it on ``split`` of ``data_spec`` (default: its training data)."""
+    payload = load_checkpoint(checkpoint_path)
+    config = TrainConfig.from_dict(payload["config"])
+    model, vocab = model_from_checkpoint(payload)
+    torch_device = resolve_device(device)
+    model.to(torch_device)
+    dataset = load_dataset(data_spec or config.data)
+    for note in dataset.notes:
+        if log:
+            log(f"data: {note}")
+    eval_split = prepare_split(dataset.split(split), vocab, model.text_settings(), model.chunker)
+    if workers is None:
+        workers = config.resolved_workers(torch_device.type == "cuda")
+    metrics = evaluate(model, eval_split, torch_device, chunk, workers, show_progress=show_progress)
+    return CheckpointEvaluation(metrics, eval_split, model)

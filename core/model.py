@@ -15,6 +15,7 @@ from mia.core.alignment import Alignment, CosineClassifier, ranking_loss
 from mia.core.errors import MiaError
 from mia.core.features import ImageFeatures, TextFeatures
 from mia.core.plugins import get_component
+from mia.core.text_arrays import TextSettings
 
 
 @dataclass
@@ -74,10 +75,20 @@ class MiaModel(nn.Module):
         self.text_encoder = text_encoder
         self.alignments = nn.ModuleDict(alignments)
         self.classifier = CosineClassifier(spec.embed_dim, spec.num_classes)
+        #: alignments that score by default (a step-training stage trains fewer than all)
+        self.active: list[str] = list(spec.alignments)
 
     @property
     def uses_phrases(self) -> bool:
         return any(a.uses_phrases for a in self.alignments.values())
+
+    def text_settings(self) -> TextSettings:
+        return TextSettings(self.spec.max_words, self.spec.max_phrases, self.spec.phrase_words)
+
+    @property
+    def chunker(self) -> str | None:
+        """The chunker spec that made training phrases, or None when no alignment reads them."""
+        return self.spec.chunker if self.uses_phrases else None
 
     def encode_image(self, images: torch.Tensor) -> ImageFeatures:
         return ImageFeatures(*self.image_encoder(images))
@@ -86,8 +97,8 @@ class MiaModel(nn.Module):
         return TextFeatures(*self.text_encoder(tokens, phrases))
 
     def similarity(self, text: TextFeatures, image: ImageFeatures, names=None) -> torch.Tensor:
-        """Fused ``[T, I]`` score: sum of ``weight * similarity`` over ``names`` (default all)."""
-        names = list(self.alignments) if names is None else names
+        """Fused ``[T, I]`` score: sum of ``weight * similarity`` over ``names`` (default: active)."""
+        names = self.active if names is None else names
         total = None
         for name in names:
             scores = self.spec.weight(name) * self.alignments[name].similarity(text, image).float()

@@ -25,6 +25,7 @@ BUILTIN_PLUGINS = (
     "mia.plugins.image_encoders",
     "mia.plugins.text_encoders",
     "mia.plugins.alignments",
+    "mia.plugins.chunkers",
     "mia.plugins.datasets",
 )
 

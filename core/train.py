@@ -22,13 +22,15 @@ import torch
 from mia.core import atomic
 from mia.core.checkpoint import load_checkpoint, save_checkpoint
 from mia.core.config import TrainConfig
-from mia.core.data import EpochSampler, ImageReader, PairDataset, TextSettings, build_text_table, make_loader, person_labels
+from mia.core.data import EpochSampler, ImageReader, PairDataset, build_text_table, make_loader, person_labels
 from mia.core.device import autocast, prepare_images, resolve_device
 from mia.core.errors import MiaError
 from mia.core.evaluate import evaluate, prepare_split
 from mia.core.model import ModelSpec, canonical_alignments, create_model
 from mia.core.progress import Progress, format_seconds
+from mia.core.phrases import canonical_chunker
 from mia.core.records import load_dataset
+from mia.core.stages import active_at, plan_stages, resolve_weights
 from mia.core.tokenizer import Vocabulary
 from mia.core.version import VERSION
 
@@ -107,18 +109,20 @@ class Trainer:
         else:
             vocab = Vocabulary.build((c for r in train_records for c in r.captions), config.min_word_freq)
         labels, num_classes = person_labels(train_records)
-        settings = TextSettings(max_words=config.max_words)
+        align = canonical_alignments(config.align)
+        self.stages = plan_stages(config.stages, align, config.epochs)
         self.spec = ModelSpec(
             image_encoder=config.image_encoder, text_encoder=config.text_encoder,
-            alignments=canonical_alignments(config.align), embed_dim=config.embed_dim,
+            alignments=align, weights=resolve_weights(config.weights, align), embed_dim=config.embed_dim,
             num_parts=config.num_parts, image_size=tuple(config.image_size), vocab_size=len(vocab),
-            num_classes=num_classes, max_words=config.max_words,
+            num_classes=num_classes, max_words=config.max_words, max_phrases=config.max_phrases,
+            phrase_words=config.phrase_words, chunker=canonical_chunker(config.chunker),
         )
         self.vocab = vocab
         self.model = create_model(self.spec, None if self.checkpoint else config.image_weights).to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
-        chunker = None
+        settings, chunker = self.model.text_settings(), self.model.chunker
         table = build_text_table(train_records, vocab, settings, chunker)
         workers = config.resolved_workers(self.device.type == "cuda")
         self.workers = workers
@@ -154,14 +158,20 @@ class Trainer:
         last_epoch = self.config.epochs
         if self.config.stop_after is not None:
             last_epoch = min(last_epoch, start_epoch + self.config.stop_after)
+        final_stage = self.stages[-1]
         for epoch in range(start_epoch, last_epoch):
+            stage = active_at(self.stages, epoch)
+            self.model.active = list(stage.alignments)
             record = self._train_epoch(epoch)
             started = time.perf_counter()
             metrics = evaluate(self.model, self.eval_split, self.device, self.config.eval_chunk,
                                self.workers, show_progress=not self.config.quiet)
             record.update({"split": self.eval_split_name, **metrics, "eval_seconds": round(time.perf_counter() - started, 2)})
             history.append(record)
-            improved = best["metrics"] is None or (metrics["R1"], metrics["mAP"]) > (best["metrics"]["R1"], best["metrics"]["mAP"])
+            # the best model is chosen among epochs that train every requested alignment
+            improved = stage == final_stage and (
+                best["metrics"] is None
+                or (metrics["R1"], metrics["mAP"]) > (best["metrics"]["R1"], best["metrics"]["mAP"]))
             if improved:
                 best = {"epoch": epoch + 1, "metrics": metrics}
             self._save(epoch + 1, history, best, improved)
@@ -173,7 +183,7 @@ class Trainer:
         model.train()
         self.sampler.set_epoch(epoch)
         torch.manual_seed(config.seed * 100_003 + epoch)
-        active = self.spec.alignments
+        active = model.active
         totals: dict[str, float] = {}
         started = time.perf_counter()
         label = f"epoch {epoch + 1}/{config.epochs}"
@@ -212,7 +222,7 @@ class Trainer:
     def _save(self, epoch: int, history: list[dict], best: dict, improved: bool) -> None:
         payload = {
             "mia_version": VERSION, "spec": self.spec.to_dict(), "config": self.config.to_dict(),
-            "vocab": self.vocab.words, "model": self.model.state_dict(), "epoch": epoch,
+            "vocab": self.vocab.words, "model": self.model.state_dict(), "active": list(self.model.active), "epoch": epoch,
             "history": history, "best": best,
         }
         save_checkpoint(self.out / "last.pt", {**payload, "optimizer": self.optimizer.state_dict()})
@@ -223,7 +233,7 @@ class Trainer:
     def _epoch_line(self, record: dict, improved: bool) -> str:
         metrics = " ".join(f"{k} {record[k]:.2f}" for k in ("R1", "R5", "R10", "mAP", "mINP"))
         eta = (self.config.epochs - record["epoch"]) * (record["train_seconds"] + record["eval_seconds"])
-        return (f"epoch {record['epoch']}/{self.config.epochs} loss {record['loss']:.4f} | "
+        return (f"epoch {record['epoch']}/{self.config.epochs} [{'+'.join(record['alignments'])}] loss {record['loss']:.4f} | "
                 f"{record['split']} {metrics}{' (best)' if improved else ''} | ETA {format_seconds(eta)}")
 
 

@@ -1,0 +1,62 @@
+"""Step training and ``mia ablate`` through the CLI on a tiny synthpedes set."""
+
+import json
+
+import torch
+from click.testing import CliRunner
+
+from mia.cli.main import cli
+from test_cli_train import TINY, history, run
+
+
+def test_step_training_switches_alignments_at_stage_boundaries(tiny_synth, tmp_path):
+    out = tmp_path / "staged"
+    result = run("train", "--data", tiny_synth, "--out", out, *TINY, "--stages", "global:1,part:1,fine:1",
+                 "--weights", "global=1,part=0.5,fine=0.5")
+    assert result.exit_code == 0, result.output
+    assert [r["alignments"] for r in history(out)] == [["global"], ["global", "part"], ["global", "part", "fine"]]
+    assert set(history(out)[0]) >= {"global/rank"} and "part/rank" not in history(out)[0]
+    assert {"part/rank", "part/id", "fine/rank"} <= set(history(out)[2])
+    best = torch.load(out / "best.pt", weights_only=True)
+    assert best["best"]["epoch"] == 3  # chosen among epochs that train all three
+    assert best["active"] == ["global", "part", "fine"]
+    assert best["spec"]["weights"] == {"global": 1.0, "part": 0.5, "fine": 0.5}
+    assert best["spec"]["chunker"] == "rules"
+    evaluated = run("eval", "--checkpoint", out / "best.pt", "--json", "--workers", 0, "--split", "val")
+    assert json.loads(evaluated.output.strip().splitlines()[-1])["alignments"] == ["global", "part", "fine"]
+
+
+def test_ablate_writes_reports_and_resumes(tiny_synth, tmp_path):
+    out = tmp_path / "ablation"
+    args = ["ablate", "--data", tiny_synth, "--align", "global", "--align", "global,fine", "--seeds", "0,1",
+            "--epochs", "1", "--out", out, *TINY]
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    state = json.loads((out / "ablation.json").read_text())
+    assert [(r["combination"], r["seed"]) for r in state["runs"]] == \
+        [("global", 0), ("global", 1), ("global+fine", 0), ("global+fine", 1)]
+    assert all(r["split"] == "test" and r["parameters"] > 0 and r["train_seconds"] > 0 for r in state["runs"])
+    table = (out / "ablation.md").read_text()
+    assert "| global | 2 |" in table and "| global+fine | 2 |" in table and "±" in table
+    assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| global+fine | 2 |" in first.output
+
+    # interrupted ablation: drop the last finished run and leave its run half-done
+    state["runs"] = state["runs"][:2]
+    (out / "ablation.json").write_text(json.dumps(state))
+    second = run(*args)
+    assert second.exit_code == 0, second.output
+    assert "[1/4] global seed 0: done earlier, skipped" in second.output
+    assert "[2/4] global seed 1: done earlier, skipped" in second.output
+    assert "[3/4] global+fine seed 0: resuming" in second.output  # its run directory already had last.pt
+    resumed = json.loads((out / "ablation.json").read_text())
+    assert [(r["combination"], r["seed"]) for r in resumed["runs"]] == \
+        [("global", 0), ("global", 1), ("global+fine", 0), ("global+fine", 1)]
+
+
+def test_ablate_refuses_other_settings_in_the_same_out(tiny_synth, tmp_path):
+    out = tmp_path / "a"
+    (out).mkdir()
+    (out / "ablation.json").write_text(json.dumps({"settings": {"other": 1}, "runs": []}))
+    result = CliRunner().invoke(cli, ["ablate", "--data", str(tiny_synth), "--align", "global", "--out", str(out), *TINY])
+    assert result.exit_code == 1 and "holds an ablation with other settings" in result.output

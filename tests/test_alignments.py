@@ -1,0 +1,131 @@
+"""Every alignment's batched all-pairs score against a slow, literal per-pair reference."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mia.core.evaluate import score_chunks
+from mia.core.features import ImageFeatures, TextFeatures
+from mia.core.model import ModelSpec, create_model
+from mia.plugins.alignments.fine_align import FineAlignment
+from mia.plugins.alignments.global_align import GlobalAlignment
+from mia.plugins.alignments.part_align import PartAlignment
+
+D, K, M = 12, 4, 5
+
+
+def random_features(texts=3, images=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    image = ImageFeatures(torch.randn(images, D, generator=g), torch.randn(images, K, D, generator=g))
+    mask = torch.rand(texts, M, generator=g) > 0.3
+    mask[0] = torch.tensor([True, True, False, False, False])
+    mask[-1] = False  # a caption with no phrases at all
+    text = TextFeatures(torch.randn(texts, D, generator=g), torch.randn(texts, M, D, generator=g), mask)
+    return text, image
+
+
+def cos(a, b):
+    return F.cosine_similarity(a, b, dim=-1)
+
+
+def part_reference(alignment, text, image, t, i):
+    tau = alignment.temperature
+    relation = cos(alignment.image_relation(image.parts[i]), text.global_[t].expand(K, D))
+    guided_image = (torch.softmax(relation / tau, 0)[:, None] * image.parts[i]).sum(0)
+    image_score = cos(guided_image, text.global_[t])
+    phrases = text.phrases[t][text.phrase_mask[t]]
+    if len(phrases) == 0:
+        return image_score
+    relation = cos(alignment.text_relation(phrases), image.global_[i].expand(len(phrases), D))
+    guided_text = (torch.softmax(relation / tau, 0)[:, None] * phrases).sum(0)
+    return (image_score + cos(guided_text, image.global_[i])) / 2
+
+
+def fine_reference(alignment, text, image, t, i):
+    tau = alignment.temperature
+    phrases = text.phrases[t][text.phrase_mask[t]]
+    if len(phrases) == 0:
+        return torch.tensor(0.0)
+    parts = image.parts[i]
+    phrase_scores = []
+    for p in phrases:  # each phrase attends over the stripes
+        attention = torch.softmax(cos(p.expand(K, D), parts) / tau, 0)
+        phrase_scores.append(cos(p, (attention[:, None] * parts).sum(0)))
+    part_scores = []
+    for v in parts:  # each stripe attends over the real phrases
+        attention = torch.softmax(cos(v.expand(len(phrases), D), phrases) / tau, 0)
+        part_scores.append(cos(v, (attention[:, None] * phrases).sum(0)))
+    return (torch.stack(phrase_scores).mean() + torch.stack(part_scores).mean()) / 2
+
+
+def global_reference(alignment, text, image, t, i):
+    return cos(text.global_[t], image.global_[i])
+
+
+@pytest.mark.parametrize("alignment, reference", [
+    (GlobalAlignment(D), global_reference),
+    (PartAlignment(D), part_reference),
+    (FineAlignment(D), fine_reference),
+])
+@torch.no_grad()
+def test_batched_similarity_equals_per_pair_reference(alignment, reference):
+    text, image = random_features()
+    batched = alignment.eval().similarity(text, image)
+    assert batched.shape == (3, 4)
+    for t in range(3):
+        for i in range(4):
+            assert batched[t, i].item() == pytest.approx(reference(alignment, text, image, t, i).item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("alignment", [PartAlignment(D), FineAlignment(D)])
+@torch.no_grad()
+def test_a_padded_phrase_never_changes_a_score(alignment):
+    text, image = random_features()
+    before = alignment.eval().similarity(text, image)
+    junk = torch.full((3, 1, D), 1e3)  # a huge vector in a padded slot
+    padded = TextFeatures(text.global_, torch.cat([text.phrases, junk], 1),
+                          torch.cat([text.phrase_mask, torch.zeros(3, 1, dtype=torch.bool)], 1))
+    assert torch.allclose(alignment.similarity(padded, image), before, rtol=0, atol=1e-6)
+    # and the values under the mask do not matter either
+    scrambled = TextFeatures(text.global_, torch.where(text.phrase_mask[..., None], text.phrases, -7.0), text.phrase_mask)
+    assert torch.allclose(alignment.similarity(scrambled, image), before, atol=1e-6)
+
+
+@torch.no_grad()
+def test_chunked_scoring_equals_unchunked():
+    model = create_model(ModelSpec(image_encoder="resnet18", alignments=["global", "part", "fine"], embed_dim=D,
+                                   num_parts=K, vocab_size=5, num_classes=2,
+                                   weights={"global": 1.0, "part": 0.5, "fine": 0.25})).eval()
+    text, image = random_features(texts=11, images=7, seed=3)
+    whole = model.similarity(text, image)
+    expected = (model.alignments["global"].similarity(text, image) + 0.5 * model.alignments["part"].similarity(text, image)
+                + 0.25 * model.alignments["fine"].similarity(text, image))
+    assert torch.allclose(whole, expected, atol=1e-6)
+    for chunk in (1, 3, 4, 100):
+        assert torch.allclose(score_chunks(model, text, image, chunk=chunk), whole, atol=1e-6)
+
+
+def test_part_identity_features_are_the_guided_aggregates_of_matched_pairs():
+    alignment = PartAlignment(D).eval()
+    text, image = random_features(texts=4, images=4)
+    guided_image, guided_text = alignment.identity_features(text, image)
+    assert guided_image.shape == guided_text.shape == (4, D)
+    tau = alignment.temperature
+    relation = cos(alignment.image_relation(image.parts[2]), text.global_[2].expand(K, D))
+    expected = (torch.softmax(relation / tau, 0)[:, None] * image.parts[2]).sum(0)
+    assert torch.allclose(guided_image[2], expected, atol=1e-5)
+
+
+def test_all_alignments_train_a_step_without_nan():
+    model = create_model(ModelSpec(image_encoder="resnet18", alignments=["global", "part", "fine"], embed_dim=16,
+                                   num_parts=3, vocab_size=9, num_classes=3))
+    images = torch.randn(4, 3, 64, 32)
+    tokens = torch.tensor([[2, 3, 4], [5, 6, 0], [7, 8, 2], [3, 0, 0]])
+    phrases = torch.tensor([[[2, 3], [4, 0]], [[5, 6], [0, 0]], [[0, 0], [0, 0]], [[3, 0], [0, 0]]])
+    losses = model.losses(model.encode_text(tokens, phrases), model.encode_image(images), torch.tensor([0, 1, 2, 0]),
+                          ["global", "part", "fine"], margin=0.2, id_weight=1.0)
+    assert set(losses) == {"global/rank", "global/id", "part/rank", "part/id", "fine/rank"}
+    total = sum(losses.values())
+    total.backward()
+    assert torch.isfinite(total)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
