@@ -1,4 +1,4 @@
-"""``mia eval``."""
+"""``mia eval``: a checkpoint with PyTorch, or an exported model through its runtime."""
 
 from __future__ import annotations
 
@@ -7,30 +7,67 @@ import json
 import click
 
 from mia.core.device import DEVICES
-from mia.core.evaluate import evaluate_checkpoint
-from mia.core.metrics import chance_r1, format_metrics_table
-from mia.core.records import SPLITS
+from mia.core.errors import MiaError
+from mia.core.metrics import chance_r1, format_metrics_table, top_k
+from mia.core.records import SPLITS, load_dataset
 
 
 @click.command(name="eval")
-@click.option("--checkpoint", "checkpoint_path", required=True, help="best.pt or last.pt of a run")
-@click.option("--data", help="data set spec (default: the one the model was trained on)")
+@click.option("--checkpoint", "checkpoint_path", help="best.pt or last.pt of a run (--backend torch)")
+@click.option("--model", "model_dir", help="exported model directory (--backend onnx)")
+@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
+@click.option("--data", help="data set spec (default for checkpoints: the one the model was trained on)")
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--eval-chunk", type=int, default=256, show_default=True, help="queries scored at a time")
-@click.option("--workers", type=int, default=None, help="image-decoding worker processes")
+@click.option("--workers", type=int, default=None, help="image-decoding worker processes (torch backend)")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
-def eval_command(checkpoint_path, data, split, device, eval_chunk, workers, as_json):
-    """Evaluate a checkpoint with the standard protocol (every caption queries every image)."""
-    result = evaluate_checkpoint(checkpoint_path, data, split, device, eval_chunk, workers,
-                                 show_progress=not as_json, log=lambda m: click.echo(m, err=True))
-    eval_split, metrics, active = result.split, result.metrics, result.model.active
-    chance = chance_r1(eval_split.query_pids, eval_split.gallery_pids)
-    if as_json:
-        click.echo(json.dumps({"checkpoint": str(checkpoint_path), "split": split, "alignments": active,
-                               "queries": len(eval_split.table), "gallery": len(eval_split.records),
-                               "chance_R1": chance, **metrics}))
+@click.option("--html", "html_path", help="write a results page: each query with its top-10 images")
+@click.option("--failures-only", is_flag=True, help="with --html: only queries whose top-1 is wrong")
+def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_chunk, workers, as_json,
+                 html_path, failures_only):
+    """Evaluate with the standard protocol (every caption queries every image)."""
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
+    if backend == "torch":
+        if not checkpoint_path:
+            raise MiaError("--backend torch needs --checkpoint PATH (or use --backend onnx --model DIR)")
+        from mia.core.evaluate import evaluate_checkpoint
+
+        result = evaluate_checkpoint(checkpoint_path, data, split, device, eval_chunk, workers,
+                                     show_progress=not as_json, log=log)
+        records, metrics, alignments = result.split.records, result.metrics, result.model.active
+        similarity, source, extra = result.similarity, str(checkpoint_path), {}
     else:
-        click.echo(f"{split}: {len(eval_split.table)} queries x {len(eval_split.records)} images "
+        if not model_dir or not data:
+            raise MiaError("--backend onnx needs --model DIR and --data SPEC")
+        from mia.export.evaluation import evaluate_retriever
+        from mia.export.runtime import Retriever
+
+        retriever = Retriever(model_dir, device=device)
+        dataset = load_dataset(data)
+        for note in dataset.notes:
+            log(f"data: {note}")
+        records = dataset.split(split)
+        metrics, similarity = evaluate_retriever(retriever, records, eval_chunk, show_progress=not as_json)
+        alignments, source = retriever.manifest["alignments"], str(model_dir)
+        extra = {"providers": retriever.providers}
+    query_pids = [r.person_id for r in records for _ in r.captions]
+    gallery_pids = [r.person_id for r in records]
+    chance = chance_r1(query_pids, gallery_pids)
+    if html_path:
+        from mia.export.html import evaluation_page
+
+        ranking, scores = top_k(similarity, 10)
+        shown = evaluation_page(html_path, f"{'+'.join(alignments)} on {split} ({source})", metrics,
+                                [c for r in records for c in r.captions], query_pids, [str(r.image) for r in records],
+                                gallery_pids, ranking, scores, failures_only)
+        log(f"wrote {html_path} ({shown} queries)")
+    if as_json:
+        click.echo(json.dumps({"source": source, "backend": backend, "split": split, "alignments": alignments,
+                               "queries": len(query_pids), "gallery": len(gallery_pids), "chance_R1": chance,
+                               **extra, **metrics}))
+    else:
+        where = f" via {extra['providers'][0]}" if extra else ""
+        click.echo(f"{split}: {len(query_pids)} queries x {len(gallery_pids)} images{where} "
                    f"(R1 of a random ranking: {chance:.2f}%)")
-        click.echo(format_metrics_table({"+".join(active): metrics}))
+        click.echo(format_metrics_table({"+".join(alignments): metrics}))

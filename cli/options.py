@@ -37,7 +37,7 @@ def parse_weights_option(ctx, param, value):
     try:
         return parse_weight_items(value)
     except MiaError as exc:
-        raise click.BadParameter(str(exc).removeprefix("--weights: ")) from None
+        raise click.BadParameter(str(exc)) from None
 
 
 #: (option declaration, TrainConfig field, click keyword arguments); --align is per command
@@ -45,6 +45,7 @@ TRAIN_OPTIONS = [
     (("--data",), "data", dict(help="NAME, NAME:PATH or PATH (detected from the annotation file)")),
     (("--stages",), "stages", dict(help="step training: NAME:EPOCHS,... (cumulative) or 'auto' (split --epochs over --align)")),
     (("--weights",), "weights", dict(callback=parse_weights_option, help="score fusion weights, e.g. global=1,part=0.5,fine=0.5 (default 1 each)")),
+    (("--loss-weights",), "loss_weights", dict(callback=parse_weights_option, help="per-alignment training loss weights, e.g. global=1,fine=0.5 (default 1 each)")),
     (("--chunker",), "chunker", dict(help="noun-phrase chunker: rules (default) or spacy:PIPELINE")),
     (("--max-phrases",), "max_phrases", dict(type=int, help="noun phrases kept per caption (default 10)")),
     (("--phrase-words",), "phrase_words", dict(type=int, help="words kept per phrase (default 6)")),

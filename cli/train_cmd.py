@@ -31,6 +31,8 @@ def train_command(ctx, align, out, resume, **options):
     except KeyboardInterrupt:
         raise MiaError(f"interrupted; the last finished epoch is in {out}/last.pt: continue with "
                        f"'mia train --out {out} --resume'") from None
+    if not result.is_main:
+        return
     best = result.best
     click.echo(f"best epoch {best['epoch']} on {result.history[-1]['split']} -> {out}/best.pt")
     click.echo(format_metrics_table({"+".join(config.align): best["metrics"]}))

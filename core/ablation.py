@@ -36,9 +36,9 @@ def _settings(base: TrainConfig, combos: list[list[str]], seeds: list[int]) -> d
     return {"config": config, "combinations": [combination_name(c) for c in combos], "seeds": seeds}
 
 
-def _weights_for(base: TrainConfig, combo: list[str]) -> dict[str, float]:
-    """The base fusion weights restricted to this combination's alignments."""
-    return {name: w for name, w in base.weights.items() if canonical_alignments([name])[0] in combo}
+def _restricted(weights: dict[str, float], combo: list[str]) -> dict[str, float]:
+    """Per-alignment weights restricted to this combination's alignments."""
+    return {name: w for name, w in weights.items() if canonical_alignments([name])[0] in combo}
 
 
 def run_ablation(base: TrainConfig, combos: list[list[str]], seeds: list[int], out: str | Path,
@@ -65,7 +65,8 @@ def run_ablation(base: TrainConfig, combos: list[list[str]], seeds: list[int], o
             log(f"[{n}/{total}] {name} seed {seed}: done earlier, skipped")
             continue
         run_dir = out / "runs" / f"{name}-seed{seed}"
-        config = replace(base, align=combo, seed=seed, out=str(run_dir), weights=_weights_for(base, combo))
+        config = replace(base, align=combo, seed=seed, out=str(run_dir), weights=_restricted(base.weights, combo),
+                         loss_weights=_restricted(base.loss_weights, combo))
         resume = (run_dir / "last.pt").exists()
         log(f"[{n}/{total}] {name} seed {seed}: {'resuming' if resume else 'training'} in {run_dir}")
         result = train(config, resume=resume, log=log)

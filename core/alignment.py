@@ -22,6 +22,8 @@ class Alignment(nn.Module, abc.ABC):
 
     #: does the text side need noun phrases (and so a phrase chunker)?
     uses_phrases: bool = False
+    #: does the image side need the stripe vectors (or only the global one)?
+    uses_parts: bool = False
 
     @abc.abstractmethod
     def similarity(self, text: TextFeatures, image: ImageFeatures) -> torch.Tensor:

@@ -20,14 +20,19 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
         torch.save({"format": FORMAT, **payload}, tmp)
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def read_torch_file(path: str | Path, label: str):
+    """``torch.load(weights_only=True)`` with one-line errors that start with ``label``."""
     path = Path(path)
     if not path.is_file():
-        raise MiaError(f"checkpoint {path}: file not found")
+        raise MiaError(f"{label}: file not found")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise MiaError(f"checkpoint {path}: cannot be read as a mia checkpoint ({type(exc).__name__})") from None
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and torch errors all mean "not what we expected"
+        raise MiaError(f"{label}: not a PyTorch weights file ({type(exc).__name__})") from None
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    payload = read_torch_file(path, f"checkpoint {path}")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise MiaError(f"checkpoint {path}: not a mia checkpoint (expected format {FORMAT})")
     return payload

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 from mia.core.errors import MiaError
+from mia.core.serial import DictRoundTrip
 
 #: fields that may differ between a run and its resumption (they do not change results)
 RUN_ONLY_FIELDS = ("device", "workers", "out", "stop_after", "eval_chunk", "quiet")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(DictRoundTrip):
     data: str = "synthpedes"
     align: list[str] = field(default_factory=lambda: ["global"])
     stages: str | None = None
     weights: dict[str, float] = field(default_factory=dict)
+    loss_weights: dict[str, float] = field(default_factory=dict)
     chunker: str = "rules"
     image_encoder: str = "resnet50"
     text_encoder: str = "bigru"
@@ -42,18 +44,6 @@ class TrainConfig:
     out: str = "runs/mia"
     stop_after: int | None = None
     quiet: bool = False
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["image_size"] = list(self.image_size)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        config = cls(**{k: v for k, v in data.items() if k in known})
-        config.image_size = tuple(config.image_size)
-        return config
 
     def resolved_workers(self, on_cuda: bool) -> int:
         """Data workers: the given number, else 2 on CPU (cores also run the model) or up to 8 on GPU."""

@@ -16,6 +16,7 @@ from mia.core.checkpoint import load_checkpoint, model_from_checkpoint
 from mia.core.config import TrainConfig
 from mia.core.data import GalleryDataset, ImageReader, TextSettings, TextTable, build_text_table, make_loader
 from mia.core.device import autocast, prepare_images, resolve_device
+from mia.core.distributed import DistContext, gather_rows
 from mia.core.features import ImageFeatures, TextFeatures, select_texts
 from mia.core.metrics import retrieval_metrics
 from mia.core.model import MiaModel
@@ -62,10 +63,13 @@ def encode_gallery(model: MiaModel, records: Sequence[Record], device: torch.dev
 
 
 @torch.no_grad()
-def encode_queries(model: MiaModel, table: TextTable, device: torch.device, batch_size: int = 512) -> TextFeatures:
+def encode_queries(model: MiaModel, table: TextTable, device: torch.device, batch_size: int = 512,
+                   rows: np.ndarray | None = None) -> TextFeatures:
+    """Features of the captions ``rows`` of ``table`` (default: all)."""
+    rows = np.arange(len(table)) if rows is None else rows
     outputs = []
-    for start in range(0, len(table), batch_size):
-        tokens, phrases = table.batch(np.arange(start, min(start + batch_size, len(table))), trim_slots=False)
+    for start in range(0, len(rows), batch_size):
+        tokens, phrases = table.batch(rows[start:start + batch_size], trim_slots=False)
         with autocast(device):
             features = model.encode_text(tokens.to(device), phrases.to(device))
         outputs.append(TextFeatures(features.global_.float(), features.phrases.float(), features.phrase_mask))
@@ -85,13 +89,30 @@ def score_chunks(model: MiaModel, text: TextFeatures, image: ImageFeatures, chun
 
 
 @torch.no_grad()
-def evaluate(model: MiaModel, split: EvalSplit, device: torch.device, chunk: int = 256,
-             workers: int = 0, batch_size: int = 128, show_progress: bool = True) -> dict[str, float]:
-    """R1/R5/R10/mAP/mINP of ``model`` on ``split`` (the model is left in eval mode)."""
+def split_similarity(model: MiaModel, split: EvalSplit, device: torch.device, chunk: int = 256,
+                     workers: int = 0, batch_size: int = 128, show_progress: bool = True,
+                     context: DistContext = DistContext()) -> np.ndarray:
+    """``[queries, gallery]`` fused similarity of ``split`` (the model is left in eval mode).
+
+    Under torchrun each rank encodes every ``world_size``-th image and caption; gallery
+    features and similarity rows are gathered so every rank returns the full matrix.
+    """
     model.eval()
-    image = encode_gallery(model, split.records, device, batch_size, workers, show_progress)
-    text = encode_queries(model, split.table, device)
+    shard = slice(context.rank, None, context.world_size)
+    gallery_rows = torch.arange(len(split.records))[shard]
+    image = encode_gallery(model, split.records[shard], device, batch_size, workers, show_progress and context.is_main)
+    image = ImageFeatures(*gather_rows(list(image), gallery_rows, len(split.records), context))
+    query_rows = np.arange(len(split.table))[shard]
+    text = encode_queries(model, split.table, device, rows=query_rows)
     similarity = score_chunks(model, text, image, chunk)
+    return gather_rows([similarity], torch.from_numpy(query_rows), len(split.table), context)[0].numpy()
+
+
+def evaluate(model: MiaModel, split: EvalSplit, device: torch.device, chunk: int = 256,
+             workers: int = 0, batch_size: int = 128, show_progress: bool = True,
+             context: DistContext = DistContext()) -> dict[str, float]:
+    """R1/R5/R10/mAP/mINP of ``model`` on ``split``."""
+    similarity = split_similarity(model, split, device, chunk, workers, batch_size, show_progress, context)
     return retrieval_metrics(similarity, split.query_pids, split.gallery_pids)
 
 
@@ -100,6 +121,7 @@ class CheckpointEvaluation:
     metrics: dict[str, float]
     split: EvalSplit
     model: MiaModel
+    similarity: np.ndarray  # [queries, gallery], for result pages
 
 
 def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: str = "test",
@@ -118,5 +140,6 @@ def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: st
     eval_split = prepare_split(dataset.split(split), vocab, model.text_settings(), model.chunker)
     if workers is None:
         workers = config.resolved_workers(torch_device.type == "cuda")
-    metrics = evaluate(model, eval_split, torch_device, chunk, workers, show_progress=show_progress)
-    return CheckpointEvaluation(metrics, eval_split, model)
+    similarity = split_similarity(model, eval_split, torch_device, chunk, workers, show_progress=show_progress)
+    metrics = retrieval_metrics(similarity, eval_split.query_pids, eval_split.gallery_pids)
+    return CheckpointEvaluation(metrics, eval_split, model, similarity)

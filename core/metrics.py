@@ -64,6 +64,17 @@ def retrieval_metrics(similarity, query_pids, gallery_pids, chunk: int = 512) ->
     return result
 
 
+def top_k(similarity, k: int = 10, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and scores of each row's ``k`` best columns, best first (ties: lower index)."""
+    similarity = _to_numpy(similarity)
+    k = min(k, similarity.shape[1])
+    indices = np.empty((len(similarity), k), dtype=np.int64)
+    for start in range(0, len(similarity), chunk):
+        rows = similarity[start:start + chunk]
+        indices[start:start + chunk] = np.argsort(-rows, axis=1, kind="stable")[:, :k]
+    return indices, np.take_along_axis(similarity, indices, axis=1)
+
+
 def chance_r1(query_pids, gallery_pids) -> float:
     """Expected R@1 (percent) of a random ranking: the mean share of correct gallery items."""
     query_pids, gallery_pids = _to_numpy(query_pids).ravel(), _to_numpy(gallery_pids).ravel()

@@ -5,7 +5,7 @@ towers separable so that each exports on its own.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -15,11 +15,12 @@ from mia.core.alignment import Alignment, CosineClassifier, ranking_loss
 from mia.core.errors import MiaError
 from mia.core.features import ImageFeatures, TextFeatures
 from mia.core.plugins import get_component
+from mia.core.serial import DictRoundTrip
 from mia.core.text_arrays import TextSettings
 
 
 @dataclass
-class ModelSpec:
+class ModelSpec(DictRoundTrip):
     """Everything needed to rebuild a model and its preprocessing; stored in checkpoints."""
 
     image_encoder: str = "resnet50"
@@ -36,20 +37,17 @@ class ModelSpec:
     phrase_words: int = 6
     chunker: str | None = None
 
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["image_size"] = list(self.image_size)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelSpec":
-        known = {f.name for f in fields(cls)}
-        spec = cls(**{k: v for k, v in data.items() if k in known})
-        spec.image_size = tuple(spec.image_size)
-        return spec
-
     def weight(self, alignment: str) -> float:
         return float(self.weights.get(alignment, 1.0))
+
+
+def fuse(weighted: list[tuple[float, Alignment]], text: TextFeatures, image: ImageFeatures) -> torch.Tensor:
+    """``sum_a weight_a * similarity_a`` (fp32): the score that ranks and that is exported."""
+    total = None
+    for weight, alignment in weighted:
+        scores = weight * alignment.similarity(text, image).float()
+        total = scores if total is None else total + scores
+    return total
 
 
 def canonical_alignments(names) -> list[str]:
@@ -80,7 +78,14 @@ class MiaModel(nn.Module):
 
     @property
     def uses_phrases(self) -> bool:
+        """Whether any built alignment reads noun phrases (decides chunking for training)."""
         return any(a.uses_phrases for a in self.alignments.values())
+
+    @property
+    def scoring_needs(self) -> tuple[bool, bool]:
+        """(phrases, parts): what the *active* alignments read when scoring."""
+        active = [self.alignments[name] for name in self.active]
+        return any(a.uses_phrases for a in active), any(a.uses_parts for a in active)
 
     def text_settings(self) -> TextSettings:
         return TextSettings(self.spec.max_words, self.spec.max_phrases, self.spec.phrase_words)
@@ -99,23 +104,26 @@ class MiaModel(nn.Module):
     def similarity(self, text: TextFeatures, image: ImageFeatures, names=None) -> torch.Tensor:
         """Fused ``[T, I]`` score: sum of ``weight * similarity`` over ``names`` (default: active)."""
         names = self.active if names is None else names
-        total = None
-        for name in names:
-            scores = self.spec.weight(name) * self.alignments[name].similarity(text, image).float()
-            total = scores if total is None else total + scores
-        return total
+        return fuse([(self.spec.weight(n), self.alignments[n]) for n in names], text, image)
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor, phrases: torch.Tensor, labels: torch.Tensor,
+                loss_weights: dict[str, float], margin: float, id_weight: float) -> dict[str, torch.Tensor]:
+        """One training step's losses (a forward, so DistributedDataParallel can wrap it)."""
+        text, image = self.encode_text(tokens, phrases), self.encode_image(images)
+        return self.losses(text, image, labels, loss_weights, margin, id_weight)
 
     def losses(self, text: TextFeatures, image: ImageFeatures, labels: torch.Tensor,
-               names, margin: float, id_weight: float) -> dict[str, torch.Tensor]:
-        """Ranking + identity loss of every alignment in ``names`` (the active stage's)."""
+               loss_weights: dict[str, float], margin: float, id_weight: float) -> dict[str, torch.Tensor]:
+        """Ranking + identity loss of each alignment in ``loss_weights`` (the active stage's),
+        scaled by its weight."""
         result = {}
-        for name in names:
+        for name, weight in loss_weights.items():
             alignment = self.alignments[name]
-            result[f"{name}/rank"] = ranking_loss(alignment.similarity(text, image).float(), labels, margin)
+            result[f"{name}/rank"] = weight * ranking_loss(alignment.similarity(text, image).float(), labels, margin)
             id_features = alignment.identity_features(text, image)
             if id_features and id_weight > 0:
                 id_losses = [F.cross_entropy(self.classifier(f.float()), labels) for f in id_features]
-                result[f"{name}/id"] = id_weight * torch.stack(id_losses).mean()
+                result[f"{name}/id"] = weight * id_weight * torch.stack(id_losses).mean()
         return result
 
 

@@ -63,13 +63,13 @@ def active_at(plan: list[Stage], epoch: int) -> Stage:
     return plan[-1]
 
 
-def resolve_weights(weights: dict[str, float], align: list[str]) -> dict[str, float]:
-    """Fusion weights by canonical alignment name; each must name a trained alignment."""
+def resolve_weights(weights: dict[str, float], align: list[str], option: str = "--weights") -> dict[str, float]:
+    """Per-alignment weights by canonical name; each must name a trained alignment."""
     resolved = {}
     for name, value in weights.items():
         canonical = canonical_alignments([name])[0]
         if canonical not in align:
-            raise MiaError(f"--weights names '{name}', which is not trained (--align {','.join(align)})")
+            raise MiaError(f"{option} names '{name}', which is not trained (--align {','.join(align)})")
         resolved[canonical] = float(value)
     return resolved
 
@@ -82,7 +82,7 @@ def parse_weight_items(text: str) -> dict[str, float]:
         try:
             weights[name.strip()] = float(value)
         except ValueError:
-            raise MiaError(f"--weights: expected NAME=NUMBER items such as global=1,part=0.5, got {item.strip()!r}") from None
+            raise MiaError(f"expected NAME=NUMBER items such as global=1,part=0.5, got {item.strip()!r}") from None
         if not sep or not name.strip() or weights[name.strip()] < 0:
-            raise MiaError(f"--weights: expected NAME=NUMBER (>= 0) items, got {item.strip()!r}")
+            raise MiaError(f"expected NAME=NUMBER (>= 0) items, got {item.strip()!r}")
     return weights

@@ -24,6 +24,7 @@ from mia.core.checkpoint import load_checkpoint, save_checkpoint
 from mia.core.config import TrainConfig
 from mia.core.data import EpochSampler, ImageReader, PairDataset, build_text_table, make_loader, person_labels
 from mia.core.device import autocast, prepare_images, resolve_device
+from mia.core.distributed import barrier, init_distributed, local_device, mean_over_ranks
 from mia.core.errors import MiaError
 from mia.core.evaluate import evaluate, prepare_split
 from mia.core.model import ModelSpec, canonical_alignments, create_model
@@ -40,6 +41,7 @@ class TrainResult:
     out: Path
     history: list[dict]
     best: dict
+    is_main: bool = True  # False on the other torchrun ranks, which print nothing
 
     @property
     def best_metrics(self) -> dict:
@@ -77,9 +79,13 @@ class Trainer:
         config.validate()
         self.config = config
         self.out = Path(config.out)
-        self.log = log or (lambda message: print(message, file=sys.stderr))
+        device = resolve_device(config.device)
+        self.context = init_distributed(device)
+        self.device = local_device(device, self.context)
+        write = log or (lambda message: print(message, file=sys.stderr))
+        self.log = write if self.context.is_main else (lambda message: None)
+        self.show_progress = self.context.is_main and not config.quiet
         self.checkpoint = self._resume_point(resume)
-        self.device = resolve_device(config.device)
 
     def _resume_point(self, resume: bool) -> dict | None:
         last = self.out / "last.pt"
@@ -111,9 +117,10 @@ class Trainer:
         labels, num_classes = person_labels(train_records)
         align = canonical_alignments(config.align)
         self.stages = plan_stages(config.stages, align, config.epochs)
+        self.alignment_loss_weights = resolve_weights(config.loss_weights, align, "--loss-weights")
         self.spec = ModelSpec(
             image_encoder=config.image_encoder, text_encoder=config.text_encoder,
-            alignments=align, weights=resolve_weights(config.weights, align), embed_dim=config.embed_dim,
+            alignments=align, weights=resolve_weights(config.weights, align, "--weights"), embed_dim=config.embed_dim,
             num_parts=config.num_parts, image_size=tuple(config.image_size), vocab_size=len(vocab),
             num_classes=num_classes, max_words=config.max_words, max_phrases=config.max_phrases,
             phrase_words=config.phrase_words, chunker=canonical_chunker(config.chunker),
@@ -130,12 +137,17 @@ class Trainer:
         pairs = PairDataset(train_records, table, labels, reader)
         if len(pairs) < config.batch_size:
             raise MiaError(f"--batch-size {config.batch_size}: the training split has only {len(pairs)} captions")
-        self.sampler = EpochSampler(len(pairs), config.seed)
+        self.sampler = EpochSampler(len(pairs), config.seed, self.context.rank, self.context.world_size)
         self.loader = make_loader(pairs, config.batch_size, workers, self.sampler, pairs.collate,
                                   drop_last=True, pin_memory=self.device.type == "cuda")
         self.eval_split_name = dataset.eval_split()
         self.eval_split = prepare_split(dataset.split(self.eval_split_name), vocab, settings, chunker)
         self.optimizer = _optimizer(self.model, config)
+        self.train_model = self.model
+        if self.context.enabled:
+            self.train_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True)  # stages leave later alignments unused
         self.steps_per_epoch = len(self.loader)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.warmup_steps = max(1, int(config.warmup_epochs * self.steps_per_epoch))
@@ -143,6 +155,7 @@ class Trainer:
             f"train: {len(train_records)} images, {len(pairs)} captions, {num_classes} identities; "
             f"eval on {self.eval_split_name}: {len(self.eval_split.records)} images, {len(self.eval_split.table)} queries; "
             f"vocabulary {len(vocab)} words; device {self.device}; {workers} data workers"
+            + (f"; {self.context.world_size} processes (DDP)" if self.context.enabled else "")
         )
 
     # -- loop ---------------------------------------------------------------------------
@@ -165,7 +178,7 @@ class Trainer:
             record = self._train_epoch(epoch)
             started = time.perf_counter()
             metrics = evaluate(self.model, self.eval_split, self.device, self.config.eval_chunk,
-                               self.workers, show_progress=not self.config.quiet)
+                               self.workers, show_progress=self.show_progress, context=self.context)
             record.update({"split": self.eval_split_name, **metrics, "eval_seconds": round(time.perf_counter() - started, 2)})
             history.append(record)
             # the best model is chosen among epochs that train every requested alignment
@@ -174,9 +187,11 @@ class Trainer:
                 or (metrics["R1"], metrics["mAP"]) > (best["metrics"]["R1"], best["metrics"]["mAP"]))
             if improved:
                 best = {"epoch": epoch + 1, "metrics": metrics}
-            self._save(epoch + 1, history, best, improved)
+            if self.context.is_main:
+                self._save(epoch + 1, history, best, improved)
+            barrier(self.context)
             self.log(self._epoch_line(record, improved))
-        return TrainResult(self.out, history, best)
+        return TrainResult(self.out, history, best, self.context.is_main)
 
     def _train_epoch(self, epoch: int) -> dict:
         config, model = self.config, self.model
@@ -187,7 +202,7 @@ class Trainer:
         totals: dict[str, float] = {}
         started = time.perf_counter()
         label = f"epoch {epoch + 1}/{config.epochs}"
-        with Progress(self.steps_per_epoch, label, unit="batch", enabled=not config.quiet) as bar:
+        with Progress(self.steps_per_epoch, label, unit="batch", enabled=self.show_progress) as bar:
             for i, (images, tokens, phrases, labels) in enumerate(self.loader):
                 step = epoch * self.steps_per_epoch + i
                 for group in self.optimizer.param_groups:
@@ -197,19 +212,22 @@ class Trainer:
                     totals[name] = totals.get(name, 0.0) + value
                 bar.update(loss=losses["loss"])
         seconds = time.perf_counter() - started
+        images = self.steps_per_epoch * config.batch_size * self.context.world_size
         record = {"epoch": epoch + 1, "alignments": list(active), "lr": self.optimizer.param_groups[0]["lr"],
-                  "train_seconds": round(seconds, 2),
-                  "images_per_second": round(self.steps_per_epoch * config.batch_size / seconds, 1)}
-        record.update({name: round(total / self.steps_per_epoch, 5) for name, total in totals.items()})
+                  "train_seconds": round(seconds, 2), "images_per_second": round(images / seconds, 1)}
+        averages = mean_over_ranks({name: total / self.steps_per_epoch for name, total in totals.items()}, self.context)
+        record.update({name: round(value, 5) for name, value in averages.items()})
         return record
+
+    def loss_weights(self, active) -> dict[str, float]:
+        return {name: self.alignment_loss_weights.get(name, 1.0) for name in active}
 
     def _step(self, images, tokens, phrases, labels, active) -> dict[str, float]:
         device = self.device
         with autocast(device):
-            image = self.model.encode_image(prepare_images(images, device))
-            text = self.model.encode_text(tokens.to(device, non_blocking=True), phrases.to(device, non_blocking=True))
-            losses = self.model.losses(text, image, labels.to(device, non_blocking=True), active,
-                                       self.config.margin, self.config.id_weight)
+            losses = self.train_model(prepare_images(images, device), tokens.to(device, non_blocking=True),
+                                      phrases.to(device, non_blocking=True), labels.to(device, non_blocking=True),
+                                      self.loss_weights(active), self.config.margin, self.config.id_weight)
         loss = torch.stack(list(losses.values())).sum()
         if not torch.isfinite(loss):
             raise MiaError(f"training diverged (loss {loss.item()}); lower --lr (now {self.config.lr})")

@@ -10,28 +10,29 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from pathlib import Path
-
 import torch
 import torchvision
 from torch import nn
 
+from mia.core.checkpoint import read_torch_file
 from mia.core.errors import MiaError
 from mia.core.hookspecs import hookimpl
 
 
 @functools.lru_cache(maxsize=32)
-def _stripe_weights(rows: int, parts: int) -> torch.Tensor:
-    """``[rows, parts]`` averaging matrix with adaptive-pooling bin edges.
+def _stripe_weights(rows: int, parts: int) -> tuple[tuple[float, ...], ...]:
+    """``[rows][parts]`` averaging matrix with adaptive-pooling bin edges.
 
     A matrix instead of ``adaptive_avg_pool`` because it exports to ONNX for any
-    rows/parts ratio (ONNX has no adaptive pooling when rows % parts != 0).
+    rows/parts ratio (ONNX has no adaptive pooling when rows % parts != 0).  Plain
+    Python numbers, so that tracing records one constant rather than the ops that built it.
     """
-    weights = torch.zeros(rows, parts)
+    table = [[0.0] * parts for _ in range(rows)]
     for k in range(parts):
         start, end = (k * rows) // parts, -(-((k + 1) * rows) // parts)
-        weights[start:end, k] = 1.0 / (end - start)
-    return weights
+        for row in range(start, end):
+            table[row][k] = 1.0 / (end - start)
+    return tuple(tuple(row) for row in table)
 
 
 class StripeEncoder(nn.Module):
@@ -49,20 +50,14 @@ class StripeEncoder(nn.Module):
         feature_map = self.trunk(images)  # [B, C, H, W]
         rows = feature_map.mean(dim=3)  # [B, C, H]
         global_ = self.global_head(rows.mean(dim=2))
-        pool = _stripe_weights(rows.shape[2], self.num_parts).to(rows.device, rows.dtype)
+        pool = torch.tensor(_stripe_weights(int(rows.shape[2]), self.num_parts), device=rows.device, dtype=rows.dtype)
         stripes = torch.matmul(rows, pool).transpose(1, 2)  # [B, K, C]
         parts = self.part_norm(self.part_head(stripes).transpose(1, 2)).transpose(1, 2)
         return global_, parts
 
 
 def _load_state_dict(model: nn.Module, path: str, name: str) -> None:
-    file = Path(path)
-    if not file.is_file():
-        raise MiaError(f"--image-weights {path}: file not found")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise MiaError(f"--image-weights {path}: not a PyTorch state dict ({exc})") from None
+    state = read_torch_file(path, f"--image-weights {path}")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     try:

@@ -34,9 +34,9 @@ class BiGRUTextEncoder(nn.Module):
         reverse = torch.where(reverse >= 0, reverse, positions)  # pads stay where they are
         embedded = self.embedding(tokens)
         forward_out, _ = self.forward_gru(embedded)
-        reversed_in = embedded.gather(1, reverse.unsqueeze(-1).expand_as(embedded))
+        reversed_in = embedded.gather(1, reverse.unsqueeze(-1).expand(-1, -1, embedded.shape[-1]))
         backward_rev, _ = self.backward_gru(reversed_in)
-        backward_out = backward_rev.gather(1, reverse.unsqueeze(-1).expand_as(backward_rev))
+        backward_out = backward_rev.gather(1, reverse.unsqueeze(-1).expand(-1, -1, backward_rev.shape[-1]))
         outputs = torch.cat([forward_out, backward_out], dim=-1).masked_fill(~mask.unsqueeze(-1), _NEG)
         pooled = outputs.max(dim=1).values
         return pooled * mask.any(dim=1, keepdim=True).to(pooled.dtype)

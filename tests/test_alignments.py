@@ -123,9 +123,23 @@ def test_all_alignments_train_a_step_without_nan():
     tokens = torch.tensor([[2, 3, 4], [5, 6, 0], [7, 8, 2], [3, 0, 0]])
     phrases = torch.tensor([[[2, 3], [4, 0]], [[5, 6], [0, 0]], [[0, 0], [0, 0]], [[3, 0], [0, 0]]])
     losses = model.losses(model.encode_text(tokens, phrases), model.encode_image(images), torch.tensor([0, 1, 2, 0]),
-                          ["global", "part", "fine"], margin=0.2, id_weight=1.0)
+                          {"global": 1.0, "part": 1.0, "fine": 0.5}, margin=0.2, id_weight=1.0)
     assert set(losses) == {"global/rank", "global/id", "part/rank", "part/id", "fine/rank"}
     total = sum(losses.values())
     total.backward()
     assert torch.isfinite(total)
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_loss_weights_scale_each_alignments_losses():
+    torch.manual_seed(0)
+    model = create_model(ModelSpec(image_encoder="resnet18", alignments=["global", "part"], embed_dim=16,
+                                   num_parts=3, vocab_size=9, num_classes=3)).eval()
+    text = model.encode_text(torch.tensor([[2, 3], [4, 5], [6, 7]]), torch.tensor([[[2, 3]], [[4, 0]], [[6, 0]]]))
+    image = model.encode_image(torch.randn(3, 3, 64, 32))
+    labels = torch.tensor([0, 1, 2])
+    full = model.losses(text, image, labels, {"global": 1.0, "part": 1.0}, 0.2, 1.0)
+    scaled = model.losses(text, image, labels, {"global": 1.0, "part": 0.25}, 0.2, 1.0)
+    assert torch.equal(scaled["global/rank"], full["global/rank"])
+    assert torch.allclose(scaled["part/rank"], 0.25 * full["part/rank"])
+    assert torch.allclose(scaled["part/id"], 0.25 * full["part/id"])

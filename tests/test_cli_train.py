@@ -102,7 +102,7 @@ def test_bad_inputs_give_one_line_errors(trained, tiny_synth, tmp_path):
     one_line_error(run("train", "--out", out, "--resume", "--epochs", "5"), "options differ", "epochs")
     one_line_error(run("eval", "--checkpoint", tmp_path / "nope.pt"), "file not found")
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    one_line_error(run("eval", "--checkpoint", tmp_path / "junk.pt"), "not", "mia checkpoint")
+    one_line_error(run("eval", "--checkpoint", tmp_path / "junk.pt"), "junk.pt", "not a PyTorch weights file")
     one_line_error(run("eval", "--checkpoint", out / "best.pt", "--data", tmp_path), "no data set recognises")
 
 

@@ -65,3 +65,13 @@ def test_shape_mismatch_is_an_error():
 def test_chance_r1_is_the_mean_share_of_correct_items():
     # query pid 1 has 2 of 4 correct, pid 2 has 1 of 4, pid 9 none
     assert chance_r1([1, 2, 9], [1, 1, 2, 3]) == pytest.approx(100 * (0.5 + 0.25 + 0) / 3)
+
+
+def test_top_k_is_best_first_with_stable_ties():
+    from mia.core.metrics import top_k
+
+    sim = np.array([[0.1, 0.9, 0.5, 0.9], [0.3, 0.2, 0.1, 0.0]])
+    indices, scores = top_k(sim, 3, chunk=1)
+    assert indices.tolist() == [[1, 3, 2], [0, 1, 2]]
+    assert scores.tolist() == [[0.9, 0.9, 0.5], [0.3, 0.2, 0.1]]
+    assert top_k(sim, 10)[0].shape == (2, 4)

@@ -34,7 +34,7 @@ def test_bigru_all_pad_rows_are_zero_and_masked():
 
 @pytest.mark.parametrize("rows, parts", [(12, 6), (6, 6), (4, 6), (7, 3)])
 def test_stripe_weights_average_contiguous_rows(rows, parts):
-    weights = _stripe_weights(rows, parts)
+    weights = torch.tensor(_stripe_weights(rows, parts))
     assert torch.allclose(weights.sum(dim=0), torch.ones(parts))
     assert (weights > 0).any(dim=1).all()  # every row feeds some stripe
     if rows % parts == 0:

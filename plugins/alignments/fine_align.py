@@ -21,6 +21,7 @@ from mia.core.features import ImageFeatures, TextFeatures
 
 class FineAlignment(Alignment):
     uses_phrases = True
+    uses_parts = True
 
     def __init__(self, embed_dim: int, temperature: float = 0.1):
         super().__init__()

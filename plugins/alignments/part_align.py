@@ -31,6 +31,7 @@ def _relation_mlp(embed_dim: int) -> nn.Module:
 
 class PartAlignment(Alignment):
     uses_phrases = True
+    uses_parts = True
 
     def __init__(self, embed_dim: int, temperature: float = 0.1):
         super().__init__()

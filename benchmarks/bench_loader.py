@@ -1,0 +1,93 @@
+"""Images/s that the training data pipeline delivers (JPEG decode + resize + augment +
+collate) from synthpedes files, for several worker counts, against the model's step rate.
+
+The model rate comes from ``--model-rate`` or from the last ``bench_train`` JSON for this
+device; the target is a pipeline that outruns the model by 1.5x with the machine's cores.
+
+    python benchmarks/bench_loader.py [--workers 0,2,4,8] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from _common import report
+from mia.core.data import EpochSampler, ImageReader, PairDataset, build_text_table, make_loader, person_labels
+from mia.core.device import resolve_device
+from mia.core.records import load_dataset
+from mia.core.text_arrays import TextSettings
+from mia.core.tokenizer import Vocabulary
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cores = os.cpu_count() or 1
+    parser.add_argument("--data", default="synthpedes")
+    parser.add_argument("--image-size", default="384x128")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--workers", default=",".join(str(w) for w in sorted({0, max(1, cores // 2), cores})))
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--model-rate", type=float, help="model images/s to compare with")
+    parser.add_argument("--device", default="auto", help="whose bench_train result to compare with")
+    parser.add_argument("--quick", action="store_true", help="10 batches of 32")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    if args.quick:
+        args.batches, args.batch_size = 10, 32
+    return args
+
+
+def model_rate(args, device) -> float | None:
+    if args.model_rate:
+        return args.model_rate
+    path = Path(f"benchmarks/results/bench_train-{device.type}.json")
+    return json.loads(path.read_text())["rows"][0][3] if path.exists() else None
+
+
+def pipeline(args):
+    records = load_dataset(args.data).split("train")
+    vocab = Vocabulary.build(c for r in records for c in r.captions)
+    table = build_text_table(records, vocab, TextSettings(), None)
+    labels, _ = person_labels(records)
+    size = tuple(map(int, args.image_size.split("x")))
+    return PairDataset(records, table, labels, ImageReader(size, seed=0, train=True))
+
+
+def delivered_rate(dataset, workers: int, args) -> float:
+    loader = make_loader(dataset, args.batch_size, workers, EpochSampler(len(dataset), 0), dataset.collate,
+                         drop_last=True, pin_memory=torch.cuda.is_available())
+    iterator = iter(loader)
+    next(iterator)  # start-up (worker spawn) is paid once per run, not per batch
+    start, images = time.perf_counter(), 0
+    for _ in range(args.batches):
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            iterator = iter(loader)
+            batch = next(iterator)
+        images += len(batch[0])
+    return images / (time.perf_counter() - start)
+
+
+def main():
+    args = parse_args()
+    device = resolve_device(args.device)
+    dataset = pipeline(args)
+    target = model_rate(args, device)
+    rows = []
+    for workers in (int(w) for w in args.workers.split(",")):
+        rate = delivered_rate(dataset, workers, args)
+        rows.append([workers, args.image_size, args.batch_size, rate, rate / target if target else float("nan")])
+    report("bench_loader", device, ["workers", "image size", "batch", "images/s", "x model step rate"], rows,
+           {"model step rate (images/s)": target if target else "unknown: run bench_train first or pass --model-rate",
+            "cores": os.cpu_count(), "decoded from": f"{args.data} JPEGs"}, args.out)
+
+
+if __name__ == "__main__":
+    main()

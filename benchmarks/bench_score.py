@@ -1,0 +1,111 @@
+"""Time to score a CUHK-PEDES-sized test split (6,156 queries x 3,074 images) per alignment
+and for all together, against the single matrix product that bounds it: every query
+phrase vector times every gallery stripe vector, ``[Q*M, D] x [D, G*K]``.
+
+Features are random with the real shapes (D=512, K=6 stripes, M=10 phrase slots with six
+used on average), scored through the same ``score_chunks`` that evaluation uses.
+
+    python benchmarks/bench_score.py [--device cuda] [--chunk 256] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+
+import torch
+
+from _common import report, time_it
+from mia.core.device import autocast, resolve_device
+from mia.core.evaluate import score_chunks
+from mia.core.features import ImageFeatures, TextFeatures
+from mia.core.model import ModelSpec, create_model
+
+ALIGNMENTS = ["global", "part", "fine"]
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=6156)
+    parser.add_argument("--gallery", type=int, default=3074)
+    parser.add_argument("--chunk", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--quick", action="store_true", help="1,000 x 500, one repeat")
+    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    if args.quick:
+        args.queries, args.gallery, args.repeats = 1000, 500, 1
+    return args
+
+
+def features(queries: int, gallery: int, device, dim=512, parts=6, slots=10):
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(3, slots + 1, (queries,), generator=g)
+    mask = torch.arange(slots)[None] < lengths[:, None]
+    text = TextFeatures(torch.randn(queries, dim, generator=g), torch.randn(queries, slots, dim, generator=g), mask)
+    image = ImageFeatures(torch.randn(gallery, dim, generator=g), torch.randn(gallery, parts, dim, generator=g))
+    return TextFeatures(*(t.to(device) for t in text)), ImageFeatures(*(t.to(device) for t in image))
+
+
+def scorer(device):
+    model = create_model(ModelSpec(image_encoder="resnet18", alignments=ALIGNMENTS, vocab_size=10, num_classes=2))
+    return model.to(device).eval()
+
+
+def peak_rss_child(args, chunk: int) -> float:
+    """Peak extra resident memory (GiB) of scoring all alignments, measured in a fresh process."""
+    command = [sys.executable, __file__, "--memory-child", "--chunk", str(chunk), "--queries", str(args.queries),
+               "--gallery", str(args.gallery), "--device", "cpu"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def memory_child(args) -> None:
+    device = torch.device("cpu")
+    model = scorer(device)
+    text, image = features(args.queries, args.gallery, device)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    score_chunks(model, text, image, args.chunk)
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 2**20)  # KiB -> GiB
+
+
+def main():
+    args = parse_args()
+    if args.memory_child:
+        return memory_child(args)
+    device = resolve_device(args.device)
+    model = scorer(device)
+    text, image = features(args.queries, args.gallery, device)
+    rows, seconds = [], {}
+    for names in [[a] for a in ALIGNMENTS] + [ALIGNMENTS]:
+        label = "+".join(names)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+        seconds[label] = time_it(lambda: score_chunks(model, text, image, args.chunk, names), device, 1, args.repeats)
+        peak = (torch.cuda.max_memory_allocated(device) - base) / 2**30 if device.type == "cuda" else float("nan")
+        rows.append([label, args.chunk, seconds[label], peak])
+    phrase_rows = text.phrases.reshape(-1, text.phrases.shape[-1])
+    stripe_columns = image.parts.reshape(-1, image.parts.shape[-1]).T.contiguous()
+
+    def bound():
+        with autocast(device):
+            return phrase_rows @ stripe_columns
+
+    seconds["bound"] = time_it(bound, device, 1, args.repeats)
+    rows.append([f"bound: [{phrase_rows.shape[0]}x{phrase_rows.shape[1]}] x [{stripe_columns.shape[0]}x{stripe_columns.shape[1]}]",
+                 "-", seconds["bound"], float("nan")])
+    extra = {"ratio (all alignments / bound)": round(seconds["+".join(ALIGNMENTS)] / seconds["bound"], 2),
+             "split": f"{args.queries} queries x {args.gallery} images"}
+    if device.type == "cpu":
+        extra["peak extra RSS GiB by chunk (all alignments)"] = {
+            chunk: round(peak_rss_child(args, chunk), 3) for chunk in (args.chunk // 4, args.chunk)}
+    report("bench_score", device, ["alignments", "chunk", "seconds", "peak extra GPU GiB"], rows, extra, args.out)
+
+
+if __name__ == "__main__":
+    main()

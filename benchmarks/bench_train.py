@@ -1,0 +1,119 @@
+"""Training-step throughput of a mia model against the bare torchvision ResNet-50.
+
+Both run in this process, at the same batch size and precision (bf16 autocast and
+channels_last on CUDA, fp32 on CPU), on random inputs of the real shapes, so the ratio
+isolates what mia adds: the text tower, the stripe head and the alignment losses.
+
+    python benchmarks/bench_train.py                 # resnet50 384x128 global,part,fine batch 128
+    python benchmarks/bench_train.py --quick         # small and fast (CPU smoke run)
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torchvision
+
+from _common import report, time_it
+from mia.core.device import autocast, resolve_device
+from mia.core.model import ModelSpec, create_model
+
+NUM_CLASSES = 11003  # CUHK-PEDES training identities
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image-encoder", default="resnet50")
+    parser.add_argument("--align", default="global,part,fine")
+    parser.add_argument("--image-size", default="384x128")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--words", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the mia model")
+    parser.add_argument("--quick", action="store_true", help="resnet18 at 128x48, batch 16, 3 steps")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    if args.quick:
+        args.image_encoder, args.image_size, args.batch_size, args.steps, args.warmup = "resnet18", "128x48", 16, 3, 1
+    return args
+
+
+def mia_step(args, device):
+    height, width = map(int, args.image_size.split("x"))
+    spec = ModelSpec(image_encoder=args.image_encoder, alignments=args.align.split(","), image_size=(height, width),
+                     vocab_size=5000, num_classes=NUM_CLASSES)
+    model = create_model(spec).to(device).train()
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if args.compile else model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch = args.batch_size
+    images = torch.randn(batch, 3, height, width, device=device)
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    tokens = torch.randint(2, 5000, (batch, args.words), device=device)
+    phrases = torch.randint(2, 5000, (batch, 10, 6), device=device)
+    phrases[:, 6:] = 0  # six phrases per caption on average in CUHK-style text
+    labels = torch.randint(0, NUM_CLASSES, (batch,), device=device)
+
+    def step():
+        with autocast(device):
+            losses = forward(images, tokens, phrases, labels, dict.fromkeys(spec.alignments, 1.0), 0.2, 1.0)
+        loss = torch.stack(list(losses.values())).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step, sum(p.numel() for p in model.parameters())
+
+
+def bare_resnet_step(args, device):
+    height, width = map(int, args.image_size.split("x"))
+    model = torchvision.models.resnet50(num_classes=NUM_CLASSES).to(device).train()
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    images = torch.randn(args.batch_size, 3, height, width, device=device)
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, NUM_CLASSES, (args.batch_size,), device=device)
+
+    def step():
+        with autocast(device):
+            loss = torch.nn.functional.cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step, sum(p.numel() for p in model.parameters())
+
+
+def measure(make_step, args, device):
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    step, parameters = make_step(args, device)
+    seconds = time_it(step, device, args.warmup, args.steps)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    return args.batch_size / seconds, peak, parameters
+
+
+def main():
+    args = parse_args()
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    mia_rate, mia_peak, mia_params = measure(mia_step, args, device)
+    bare_rate, bare_peak, bare_params = measure(bare_resnet_step, args, device)
+    name = f"mia {args.image_encoder}+bigru [{args.align}]"
+    rows = [[name, args.image_size, args.batch_size, mia_rate, mia_peak, mia_params / 1e6],
+            ["bare torchvision resnet50 + CE", args.image_size, args.batch_size, bare_rate, bare_peak, bare_params / 1e6]]
+    report("bench_train", device, ["model", "input", "batch", "images/s", "peak GPU GiB", "params (M)"], rows,
+           {"ratio (mia / bare resnet50)": round(mia_rate / bare_rate, 3),
+            "precision": "bf16 autocast + channels_last" if device.type == "cuda" else "fp32"}, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""``mia export onnx|torchscript``."""
+
+from __future__ import annotations
+
+import click
+
+from mia.core.device import DEVICES
+
+
+def _common(command):
+    options = [
+        click.option("--checkpoint", required=True, help="best.pt or last.pt of a run"),
+        click.option("--out", required=True, help="directory to write (graphs + manifest.json)"),
+        click.option("--check-data", help="data set spec: also run the full evaluation through the export and compare"),
+        click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+                     help="where the recall check runs"),
+        click.option("--force", is_flag=True, help="replace --out if it exists"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _report(manifest: dict, out: str) -> None:
+    files = ", ".join(manifest["files"])
+    click.echo(f"wrote {out}: {files}, manifest.json")
+    check = manifest["verification"].get("recall_check")
+    if check:
+        click.echo(f"recall check passed on {check['split']}: largest gap {check['max_gap']:.3f} points")
+
+
+@click.group(name="export")
+def export():
+    """Export a trained model for deployment."""
+
+
+@export.command(name="onnx")
+@_common
+@click.option("--opset", type=int, default=18, show_default=True)
+@click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True,
+              help="torch.onnx exporter: dynamo (torch.export) or the older TorchScript-based one")
+def export_onnx(checkpoint, out, check_data, device, force, opset, exporter):
+    """Image encoder, text encoder and scorer as ONNX graphs, verified against PyTorch."""
+    from mia.export.exporting import export_model
+
+    manifest = export_model(checkpoint, out, "onnx", opset, exporter, check_data, force, device,
+                            log=lambda m: click.echo(m, err=True))
+    _report(manifest, out)
+
+
+@export.command(name="torchscript")
+@_common
+def export_torchscript(checkpoint, out, check_data, device, force):
+    """The same three graphs as TorchScript files (torch.jit.load, no mia needed)."""
+    from mia.export.exporting import export_model
+
+    manifest = export_model(checkpoint, out, "torchscript", check_data=check_data, force=force, device=device,
+                            log=lambda m: click.echo(m, err=True))
+    _report(manifest, out)
