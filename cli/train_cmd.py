@@ -33,6 +33,10 @@ def train_command(ctx, align, out, resume, **options):
                        f"'mia train --out {out} --resume'") from None
     if not result.is_main:
         return
+    done = result.history[-1]["epoch"] if result.history else 0
+    if done < config.epochs:
+        click.echo(f"stopped after epoch {done}/{config.epochs}: continue with 'mia train --out {out} --resume'")
     best = result.best
-    click.echo(f"best epoch {best['epoch']} on {result.history[-1]['split']} -> {out}/best.pt")
-    click.echo(format_metrics_table({"+".join(config.align): best["metrics"]}))
+    if best["metrics"] is not None:
+        click.echo(f"best epoch {best['epoch']} on {result.history[-1]['split']} -> {out}/best.pt")
+        click.echo(format_metrics_table({"+".join(config.align): best["metrics"]}))

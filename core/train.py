@@ -104,59 +104,67 @@ class Trainer:
 
     # -- set-up -------------------------------------------------------------------------
     def _prepare(self) -> None:
-        config = self.config
-        seed_everything(config.seed)
-        dataset = load_dataset(config.data)
+        seed_everything(self.config.seed)
+        dataset = load_dataset(self.config.data)
         for note in dataset.notes:
             self.log(f"data: {note}")
         train_records = dataset.split("train")
+        self._build_model(train_records)
+        settings, chunker = self.model.text_settings(), self.model.chunker
+        pairs = self._build_loader(train_records, settings, chunker)
+        self.eval_split_name = dataset.eval_split()
+        self.eval_split = prepare_split(dataset.split(self.eval_split_name), self.vocab, settings, chunker)
+        self.log(
+            f"train: {len(train_records)} images, {len(pairs)} captions, {self.spec.num_classes} identities; "
+            f"eval on {self.eval_split_name}: {len(self.eval_split.records)} images, {len(self.eval_split.table)} queries; "
+            f"vocabulary {len(self.vocab)} words; device {self.device}; {self.workers} data workers"
+            + (f"; {self.context.world_size} processes (DDP)" if self.context.enabled else "")
+        )
+
+    def _build_model(self, train_records) -> None:
+        """Vocabulary (from the checkpoint when resuming), model spec, model, optimizer."""
+        config = self.config
         if self.checkpoint is not None:
-            vocab = Vocabulary(self.checkpoint["vocab"])
+            self.vocab = Vocabulary(self.checkpoint["vocab"])
         else:
-            vocab = Vocabulary.build((c for r in train_records for c in r.captions), config.min_word_freq)
-        labels, num_classes = person_labels(train_records)
+            self.vocab = Vocabulary.build((c for r in train_records for c in r.captions), config.min_word_freq)
+        self.labels, num_classes = person_labels(train_records)
         align = canonical_alignments(config.align)
         self.stages = plan_stages(config.stages, align, config.epochs)
         self.alignment_loss_weights = resolve_weights(config.loss_weights, align, "--loss-weights")
         self.spec = ModelSpec(
             image_encoder=config.image_encoder, text_encoder=config.text_encoder,
             alignments=align, weights=resolve_weights(config.weights, align, "--weights"), embed_dim=config.embed_dim,
-            num_parts=config.num_parts, image_size=tuple(config.image_size), vocab_size=len(vocab),
+            num_parts=config.num_parts, image_size=tuple(config.image_size), vocab_size=len(self.vocab),
             num_classes=num_classes, max_words=config.max_words, max_phrases=config.max_phrases,
             phrase_words=config.phrase_words, chunker=canonical_chunker(config.chunker),
         )
-        self.vocab = vocab
         self.model = create_model(self.spec, None if self.checkpoint else config.image_weights).to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
-        settings, chunker = self.model.text_settings(), self.model.chunker
-        table = build_text_table(train_records, vocab, settings, chunker)
-        workers = config.resolved_workers(self.device.type == "cuda")
-        self.workers = workers
-        reader = ImageReader(self.spec.image_size, config.seed, train=True)
-        pairs = PairDataset(train_records, table, labels, reader)
-        if len(pairs) < config.batch_size:
-            raise MiaError(f"--batch-size {config.batch_size}: the training split has only {len(pairs)} captions")
-        self.sampler = EpochSampler(len(pairs), config.seed, self.context.rank, self.context.world_size)
-        self.loader = make_loader(pairs, config.batch_size, workers, self.sampler, pairs.collate,
-                                  drop_last=True, pin_memory=self.device.type == "cuda")
-        self.eval_split_name = dataset.eval_split()
-        self.eval_split = prepare_split(dataset.split(self.eval_split_name), vocab, settings, chunker)
         self.optimizer = _optimizer(self.model, config)
         self.train_model = self.model
         if self.context.enabled:
             self.train_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True)  # stages leave later alignments unused
+
+    def _build_loader(self, train_records, settings, chunker) -> PairDataset:
+        """(image, caption) pairs, sharded by rank, decoded and augmented in workers."""
+        config = self.config
+        table = build_text_table(train_records, self.vocab, settings, chunker)
+        self.workers = config.resolved_workers(self.device.type == "cuda")
+        reader = ImageReader(self.spec.image_size, config.seed, train=True)
+        pairs = PairDataset(train_records, table, self.labels, reader)
+        if len(pairs) < config.batch_size:
+            raise MiaError(f"--batch-size {config.batch_size}: the training split has only {len(pairs)} captions")
+        self.sampler = EpochSampler(len(pairs), config.seed, self.context.rank, self.context.world_size)
+        self.loader = make_loader(pairs, config.batch_size, self.workers, self.sampler, pairs.collate,
+                                  drop_last=True, pin_memory=self.device.type == "cuda")
         self.steps_per_epoch = len(self.loader)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.warmup_steps = max(1, int(config.warmup_epochs * self.steps_per_epoch))
-        self.log(
-            f"train: {len(train_records)} images, {len(pairs)} captions, {num_classes} identities; "
-            f"eval on {self.eval_split_name}: {len(self.eval_split.records)} images, {len(self.eval_split.table)} queries; "
-            f"vocabulary {len(vocab)} words; device {self.device}; {workers} data workers"
-            + (f"; {self.context.world_size} processes (DDP)" if self.context.enabled else "")
-        )
+        return pairs
 
     # -- loop ---------------------------------------------------------------------------
     def run(self) -> TrainResult:

@@ -60,3 +60,13 @@ def test_ablate_refuses_other_settings_in_the_same_out(tiny_synth, tmp_path):
     (out / "ablation.json").write_text(json.dumps({"settings": {"other": 1}, "runs": []}))
     result = CliRunner().invoke(cli, ["ablate", "--data", str(tiny_synth), "--align", "global", "--out", str(out), *TINY])
     assert result.exit_code == 1 and "holds an ablation with other settings" in result.output
+
+
+def test_stopping_inside_an_early_stage_reports_how_to_continue(tiny_synth, tmp_path):
+    out = tmp_path / "early"
+    result = run("train", "--data", tiny_synth, "--out", out, *TINY, "--stages", "global:1,fine:1", "--stop-after", 1)
+    assert result.exit_code == 0, result.output
+    assert f"stopped after epoch 1/2: continue with 'mia train --out {out} --resume'" in result.output
+    assert not (out / "best.pt").exists()  # best is chosen among epochs that train every alignment
+    resumed = run("train", "--out", out, "--resume", "--workers", 0, "--quiet")
+    assert resumed.exit_code == 0 and "best epoch 2" in resumed.output

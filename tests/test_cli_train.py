@@ -115,3 +115,18 @@ def test_image_size_option_is_validated(tiny_synth, tmp_path):
 def test_cuda_without_cuda_is_a_clear_error(tiny_synth, tmp_path):
     one_line_error(run("train", "--data", tiny_synth, "--out", tmp_path / "x", *TINY[:-5], "--device", "cuda"),
                    "CUDA is not available")
+
+
+def test_eval_writes_a_results_page(trained, tmp_path):
+    out, _ = trained
+    page = tmp_path / "report.html"
+    result = run("eval", "--checkpoint", out / "best.pt", "--workers", 0, "--html", page)
+    assert result.exit_code == 0, result.output
+    text = page.read_text()
+    queries = text.count('class="query"')
+    assert "mINP" in text and text.count('class="tile') == 10 * queries and queries == 36  # 6 test ids x 3 images x 2
+    failures = tmp_path / "failures.html"
+    run("eval", "--checkpoint", out / "best.pt", "--workers", 0, "--html", failures, "--failures-only")
+    metrics = json.loads(run("eval", "--checkpoint", out / "best.pt", "--workers", 0, "--json").output.strip().splitlines()[-1])
+    shown = failures.read_text().count('class="query"')
+    assert shown == round(queries * (1 - metrics["R1"] / 100))
