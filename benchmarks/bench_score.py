@@ -11,9 +11,9 @@ used on average), scored through the same ``score_chunks`` that evaluation uses.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
@@ -64,13 +64,22 @@ def peak_rss_child(args, chunk: int) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def memory_child(args) -> None:
+    """Peak RSS above the baseline while scoring: Linux's high-water mark, reset first."""
     device = torch.device("cpu")
     model = scorer(device)
     text, image = features(args.queries, args.gallery, device)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    before = _status_kib("VmRSS")
     score_chunks(model, text, image, args.chunk)
-    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 2**20)  # KiB -> GiB
+    print((_status_kib("VmHWM") - before) / 2**20)  # KiB -> GiB
 
 
 def main():

@@ -71,10 +71,11 @@ def run_ablation(base: TrainConfig, combos: list[list[str]], seeds: list[int], o
         log(f"[{n}/{total}] {name} seed {seed}: {'resuming' if resume else 'training'} in {run_dir}")
         result = train(config, resume=resume, log=log)
         evaluation = evaluate_checkpoint(run_dir / "best.pt", None, report_split, base.device, base.eval_chunk,
-                                         base.workers, show_progress=not base.quiet)
+                                         base.workers, show_progress=not base.quiet, components=True)
         state["runs"].append({
             "combination": name, "alignments": combo, "seed": seed, "split": report_split,
             **evaluation.metrics,
+            "components": {name: m["R1"] for name, m in evaluation.components.items()},
             "best_epoch": result.best["epoch"],
             "train_seconds": round(sum(r["train_seconds"] for r in result.history), 1),
             "parameters": sum(p.numel() for p in evaluation.model.parameters()),
@@ -122,11 +123,12 @@ def write_reports(state: dict, out: Path) -> None:
     if not state["runs"]:
         return
     table = markdown_table(state)
-    per_run = ["| alignments | seed | " + " | ".join(METRIC_NAMES) + " | best epoch |",
-               "|---|---:|" + "---:|" * (len(METRIC_NAMES) + 1)]
+    per_run = ["| alignments | seed | " + " | ".join(METRIC_NAMES) + " | best epoch | R1 of each alignment alone |",
+               "|---|---:|" + "---:|" * (len(METRIC_NAMES) + 1) + "---|"]
     for run in state["runs"]:
+        alone = ", ".join(f"{name} {r1:.2f}" for name, r1 in run.get("components", {}).items()) or "-"
         per_run.append(f"| {run['combination']} | {run['seed']} | "
-                       + " | ".join(f"{run[m]:.2f}" for m in METRIC_NAMES) + f" | {run['best_epoch']} |")
+                       + " | ".join(f"{run[m]:.2f}" for m in METRIC_NAMES) + f" | {run['best_epoch']} | {alone} |")
     atomic.write_text(out / "ablation.md", f"# Ablation\n\n{table}\n\n## Runs\n\n" + "\n".join(per_run) + "\n")
     summary = summarize(state)
     series = {name: [fields[m] for m in METRIC_NAMES] for name, fields in summary.items()}

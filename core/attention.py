@@ -2,9 +2,14 @@
 
 The trick that keeps every alignment one GEMM away from its bound: an attention-weighted
 sum ``x^ = sum_k a_k x_k`` is never materialised per pair.  Its dot product with a query
-is ``sum_k a_k (q . x_k)`` (a GEMM computed once), and its norm is ``a^T G a`` with the
-small Gram matrix ``G = X X^T`` of each item.  So scoring T texts against I images costs
-``[T*M, D] x [D, I*K]`` plus ``O(T*I*K*M)`` work, never a ``[T, I, D]`` tensor.
+is ``sum_k a_k (q . x_k)`` (a GEMM computed once), and its norm is ``sqrt(a^T G a)`` with
+the small Gram matrix ``G = X X^T`` of each item.  So scoring T texts against I images
+costs ``[T*M, D] x [D, K*I]`` plus ``O(T*M*K*I)`` elementwise work, never a ``[T, I, D]``
+tensor.
+
+Layout: pair tensors keep the gallery axis innermost (``[..., K, I]``), so that every
+softmax and sum over the few stripes (K) or phrases (M) runs vectorised over thousands
+of gallery items; reductions over a last axis of 6 are what made the first version slow.
 """
 
 from __future__ import annotations
@@ -22,12 +27,52 @@ def masked_softmax(logits: torch.Tensor, mask: torch.Tensor | None, dim: int) ->
     return weights * mask.to(weights.dtype)
 
 
-def gram(vectors: torch.Tensor) -> torch.Tensor:
-    """``[N, S, D] -> [N, S, S]`` inner products of each item's vectors."""
-    return vectors @ vectors.transpose(1, 2)
+def unit_and_norm(vectors: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    norm = vectors.norm(dim=-1).clamp_min(eps)
+    return vectors / norm.unsqueeze(-1), norm
 
 
-def pooled_norm(weights: torch.Tensor, gram_matrix: torch.Tensor, equation: str) -> torch.Tensor:
-    """``||sum_s w_s x_s||`` for every pair, from the weights and the per-item Gram matrix."""
-    squared = torch.einsum(equation, weights, gram_matrix, weights)
-    return squared.clamp_min(1e-12).sqrt()
+def weighted_sum(weights: torch.Tensor, values: torch.Tensor, dim: int) -> torch.Tensor:
+    """``(weights * values).sum(dim)`` without materialising the product (dim is short)."""
+    total = None
+    for index in range(weights.shape[dim]):
+        w, v = weights.select(dim, index), values.select(dim, index)
+        total = w * v if total is None else total.addcmul_(w, v)
+    return total
+
+
+def norm_with_item_gram(weights: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+    """``||sum_k w_k x_k||`` per pair for gallery-side vectors.
+
+    ``weights`` is ``[..., K, I]``, ``gram`` is ``[K, K, I]`` (each gallery item's Gram
+    matrix); the symmetric quadratic form takes K(K+1)/2 fused multiply-adds over ``[..., I]``.
+    """
+    slots = weights.shape[-2]
+    squared = None
+    for k in range(slots):
+        wk = weights[..., k, :]
+        term = wk * wk * gram[k, k]
+        for l in range(k + 1, slots):
+            term.addcmul_(wk * weights[..., l, :], gram[k, l], value=2.0)
+        squared = term if squared is None else squared.add_(term)
+    return squared.clamp_min_(1e-12).sqrt_()
+
+
+def norm_with_query_gram(weights: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+    """``||sum_m w_m y_m||`` per pair for query-side vectors.
+
+    ``weights`` is ``[T, M, X]`` (X: flattened pair axes), ``gram`` is ``[T, M, M]``; one
+    batched matrix product per query, then a sum over the M phrases.
+    """
+    inner = torch.bmm(gram, weights)
+    return weighted_sum(weights, inner, dim=1).clamp_min_(1e-12).sqrt_()
+
+
+def gallery_gram(parts: torch.Tensor) -> torch.Tensor:
+    """``[I, K, D] -> [K, K, I]``: each gallery item's stripe Gram matrix, gallery innermost."""
+    return (parts @ parts.transpose(1, 2)).permute(1, 2, 0).contiguous()
+
+
+def query_gram(phrases: torch.Tensor) -> torch.Tensor:
+    """``[T, M, D] -> [T, M, M]``."""
+    return phrases @ phrases.transpose(1, 2)

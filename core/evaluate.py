@@ -89,13 +89,15 @@ def score_chunks(model: MiaModel, text: TextFeatures, image: ImageFeatures, chun
 
 
 @torch.no_grad()
-def split_similarity(model: MiaModel, split: EvalSplit, device: torch.device, chunk: int = 256,
-                     workers: int = 0, batch_size: int = 128, show_progress: bool = True,
-                     context: DistContext = DistContext()) -> np.ndarray:
-    """``[queries, gallery]`` fused similarity of ``split`` (the model is left in eval mode).
+def split_similarities(model: MiaModel, split: EvalSplit, device: torch.device, chunk: int = 256,
+                       workers: int = 0, batch_size: int = 128, show_progress: bool = True,
+                       context: DistContext = DistContext(), scorings: dict | None = None) -> dict[str, np.ndarray]:
+    """``[queries, gallery]`` similarities of ``split``, one per scoring (name -> alignment
+    list, None = the model's fused active alignments), all from one encoding pass.
 
     Under torchrun each rank encodes every ``world_size``-th image and caption; gallery
-    features and similarity rows are gathered so every rank returns the full matrix.
+    features and similarity rows are gathered so every rank returns the full matrices.
+    The model is left in eval mode.
     """
     model.eval()
     shard = slice(context.rank, None, context.world_size)
@@ -104,8 +106,16 @@ def split_similarity(model: MiaModel, split: EvalSplit, device: torch.device, ch
     image = ImageFeatures(*gather_rows(list(image), gallery_rows, len(split.records), context))
     query_rows = np.arange(len(split.table))[shard]
     text = encode_queries(model, split.table, device, rows=query_rows)
-    similarity = score_chunks(model, text, image, chunk)
-    return gather_rows([similarity], torch.from_numpy(query_rows), len(split.table), context)[0].numpy()
+    return {key: gather_rows([score_chunks(model, text, image, chunk, names)], torch.from_numpy(query_rows),
+                             len(split.table), context)[0].numpy()
+            for key, names in (scorings or {"fused": None}).items()}
+
+
+def split_similarity(model: MiaModel, split: EvalSplit, device: torch.device, chunk: int = 256,
+                     workers: int = 0, batch_size: int = 128, show_progress: bool = True,
+                     context: DistContext = DistContext()) -> np.ndarray:
+    """The fused ``[queries, gallery]`` similarity of ``split``."""
+    return split_similarities(model, split, device, chunk, workers, batch_size, show_progress, context)["fused"]
 
 
 def evaluate(model: MiaModel, split: EvalSplit, device: torch.device, chunk: int = 256,
@@ -122,12 +132,17 @@ class CheckpointEvaluation:
     split: EvalSplit
     model: MiaModel
     similarity: np.ndarray  # [queries, gallery], for result pages
+    components: dict[str, dict[str, float]]  # each alignment scoring alone (when asked for)
 
 
 def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: str = "test",
                         device: str = "auto", chunk: int = 256, workers: int | None = None,
-                        show_progress: bool = True, log=None) -> CheckpointEvaluation:
-    """Load a checkpoint and evaluate it on ``split`` of ``data_spec`` (default: its training data)."""
+                        show_progress: bool = True, log=None, components: bool = False) -> CheckpointEvaluation:
+    """Load a checkpoint and evaluate it on ``split`` of ``data_spec`` (default: its training data).
+
+    ``components=True`` also scores with each of a multi-alignment model's alignments
+    alone, from the same features: how much each granularity contributes to the fusion.
+    """
     payload = load_checkpoint(checkpoint_path)
     config = TrainConfig.from_dict(payload["config"])
     model, vocab = model_from_checkpoint(payload)
@@ -140,6 +155,12 @@ def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: st
     eval_split = prepare_split(dataset.split(split), vocab, model.text_settings(), model.chunker)
     if workers is None:
         workers = config.resolved_workers(torch_device.type == "cuda")
-    similarity = split_similarity(model, eval_split, torch_device, chunk, workers, show_progress=show_progress)
-    metrics = retrieval_metrics(similarity, eval_split.query_pids, eval_split.gallery_pids)
-    return CheckpointEvaluation(metrics, eval_split, model, similarity)
+    scorings = {"fused": None}
+    if components and len(model.active) > 1:
+        scorings.update({name: [name] for name in model.active})
+    similarities = split_similarities(model, eval_split, torch_device, chunk, workers, show_progress=show_progress,
+                                      scorings=scorings)
+    metrics = {key: retrieval_metrics(sim, eval_split.query_pids, eval_split.gallery_pids)
+               for key, sim in similarities.items()}
+    fused = metrics.pop("fused")
+    return CheckpointEvaluation(fused, eval_split, model, similarities["fused"], metrics)

@@ -36,8 +36,10 @@ def test_ablate_writes_reports_and_resumes(tiny_synth, tmp_path):
     assert [(r["combination"], r["seed"]) for r in state["runs"]] == \
         [("global", 0), ("global", 1), ("global+fine", 0), ("global+fine", 1)]
     assert all(r["split"] == "test" and r["parameters"] > 0 and r["train_seconds"] > 0 for r in state["runs"])
+    assert [sorted(r["components"]) for r in state["runs"]] == [[], [], ["fine", "global"], ["fine", "global"]]
     table = (out / "ablation.md").read_text()
     assert "| global | 2 |" in table and "| global+fine | 2 |" in table and "±" in table
+    assert "R1 of each alignment alone" in table and "global+fine | 0 |" in table
     assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| global+fine | 2 |" in first.output
 

@@ -30,7 +30,7 @@ def cos(a, b):
 
 def part_reference(alignment, text, image, t, i):
     tau = alignment.temperature
-    relation = cos(alignment.image_relation(image.parts[i]), text.global_[t].expand(K, D))
+    relation = cos(image.parts[i], alignment.guide_relation(text.global_[t]).expand(K, D))
     guided_image = (torch.softmax(relation / tau, 0)[:, None] * image.parts[i]).sum(0)
     image_score = cos(guided_image, text.global_[t])
     phrases = text.phrases[t][text.phrase_mask[t]]
@@ -111,7 +111,7 @@ def test_part_identity_features_are_the_guided_aggregates_of_matched_pairs():
     guided_image, guided_text = alignment.identity_features(text, image)
     assert guided_image.shape == guided_text.shape == (4, D)
     tau = alignment.temperature
-    relation = cos(alignment.image_relation(image.parts[2]), text.global_[2].expand(K, D))
+    relation = cos(image.parts[2], alignment.guide_relation(text.global_[2]).expand(K, D))
     expected = (torch.softmax(relation / tau, 0)[:, None] * image.parts[2]).sum(0)
     assert torch.allclose(guided_image[2], expected, atol=1e-5)
 

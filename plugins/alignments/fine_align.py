@@ -3,7 +3,7 @@
 Every noun phrase attends over the image stripes and is scored against what it attended
 to; every stripe attends over the phrases likewise.  Phrase scores are averaged over the
 real (unpadded) phrases, stripe scores over the stripes, and the two directions averaged.
-All ``T x I`` pairs come from one ``[T*M, D] x [D, I*K]`` product (see ``core.attention``).
+All ``T x I`` pairs come from one ``[T*M, D] x [D, K*I]`` product (see ``core.attention``).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mia.core.alignment import Alignment
-from mia.core.attention import gram, masked_softmax, pooled_norm
+from mia.core.attention import (gallery_gram, masked_softmax, norm_with_item_gram, norm_with_query_gram,
+                                query_gram, unit_and_norm, weighted_sum)
 from mia.core.features import ImageFeatures, TextFeatures
 
 
@@ -32,28 +32,32 @@ class FineAlignment(Alignment):
         return self.log_temperature.exp().clamp(0.01, 1.0)
 
     def similarity(self, text: TextFeatures, image: ImageFeatures) -> torch.Tensor:
-        phrases, parts = text.phrases, image.parts  # [T, M, D], [I, K, D]
-        if phrases.shape[1] == 0:
-            return phrases.new_zeros(len(phrases), len(parts))
-        phrase_norm = phrases.norm(dim=-1).clamp_min(1e-6)  # [T, M]
-        part_norm = parts.norm(dim=-1).clamp_min(1e-6)  # [I, K]
-        dots = torch.einsum("tmd,ikd->tmik", phrases, parts)  # the one big product
-        cosine = dots / (phrase_norm[:, :, None, None] * part_norm[None, None])
+        phrases, parts, mask = text.phrases.float(), image.parts.float(), text.phrase_mask
+        queries, slots, dim = phrases.shape
+        gallery, stripes = parts.shape[:2]
+        if slots == 0:
+            return phrases.new_zeros(queries, gallery)
+        phrase_unit, phrase_norm = unit_and_norm(phrases)  # [T, M, D], [T, M]
+        part_unit, part_norm = unit_and_norm(parts)  # [I, K, D], [I, K]
+        # the one big product: cosine[t, m, k, i] of phrase m and stripe k of image i
+        cosine = (phrase_unit.reshape(-1, dim) @ part_unit.transpose(0, 1).reshape(-1, dim).T)
+        cosine = cosine.view(queries, slots, stripes, gallery)
         logits = cosine / self.temperature
-        mask = text.phrase_mask  # [T, M]
 
-        # phrase -> stripes: cos(p, sum_k a_k v_k) = sum_k a_k (p^.v_k) / ||sum_k a_k v_k||
-        to_parts = masked_softmax(logits, None, dim=-1)  # [T, M, I, K]
-        attended_norm = pooled_norm(to_parts, gram(parts), "tmik,ikl,tmil->tmi")
-        phrase_scores = (to_parts * cosine * part_norm[None, None]).sum(-1) / attended_norm  # [T, M, I]
-        valid = mask.to(phrase_scores.dtype)
-        phrase_side = (phrase_scores * valid[:, :, None]).sum(1) / valid.sum(1, keepdim=True).clamp_min(1.0)
+        # phrase -> stripes: cos(p, sum_k a_k v_k) = sum_k a_k (p^ . v_k) / ||sum_k a_k v_k||
+        to_parts = torch.softmax(logits, dim=2)
+        toward_parts = cosine * part_norm.T  # p^ . v_k
+        phrase_scores = weighted_sum(to_parts, toward_parts, dim=2) / norm_with_item_gram(to_parts, gallery_gram(parts))
+        valid = mask.to(phrase_scores.dtype)  # [T, M]
+        count = valid.sum(1, keepdim=True).clamp_min(1.0)
+        phrase_side = weighted_sum(phrase_scores, valid.unsqueeze(-1).expand_as(phrase_scores), dim=1) / count
 
-        # stripe -> phrases: cos(v, sum_m b_m p_m) with b masked over padded phrases
-        to_phrases = masked_softmax(logits.permute(0, 2, 3, 1), mask[:, None, None, :], dim=-1)  # [T, I, K, M]
-        attended_norm = pooled_norm(to_phrases, gram(phrases), "tikm,tmn,tikn->tik")
-        weighted = (to_phrases * cosine.permute(0, 2, 3, 1) * phrase_norm[:, None, None, :]).sum(-1)
-        part_side = (weighted / attended_norm).mean(-1)  # [T, I]
+        # stripe -> phrases: cos(v, sum_m b_m p_m), padded phrases masked out
+        to_phrases = masked_softmax(logits, mask[:, :, None, None], dim=1)  # [T, M, K, I]
+        toward_phrases = cosine * phrase_norm[:, :, None, None]  # v^ . p_m
+        numerator = weighted_sum(to_phrases, toward_phrases, dim=1)  # [T, K, I]
+        norms = norm_with_query_gram(to_phrases.view(queries, slots, -1), query_gram(phrases))
+        part_side = (numerator / norms.view(queries, stripes, gallery)).mean(1)
 
         has_phrases = mask.any(dim=1, keepdim=True).to(phrase_side.dtype)
         return has_phrases * 0.5 * (phrase_side + part_side)
