@@ -33,7 +33,11 @@ def unit_and_norm(vectors: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tenso
 
 
 def weighted_sum(weights: torch.Tensor, values: torch.Tensor, dim: int) -> torch.Tensor:
-    """``(weights * values).sum(dim)`` without materialising the product (dim is short)."""
+    """``(weights * values).sum(dim)`` without materialising the product.
+
+    Only for the stripe axis, whose length is fixed by the model: the Python loop is
+    unrolled when a graph is exported, so it must never run over the (dynamic) phrase axis.
+    """
     total = None
     for index in range(weights.shape[dim]):
         w, v = weights.select(dim, index), values.select(dim, index)
@@ -65,7 +69,7 @@ def norm_with_query_gram(weights: torch.Tensor, gram: torch.Tensor) -> torch.Ten
     batched matrix product per query, then a sum over the M phrases.
     """
     inner = torch.bmm(gram, weights)
-    return weighted_sum(weights, inner, dim=1).clamp_min_(1e-12).sqrt_()
+    return (weights * inner).sum(1).clamp_min_(1e-12).sqrt_()
 
 
 def gallery_gram(parts: torch.Tensor) -> torch.Tensor:

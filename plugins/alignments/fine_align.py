@@ -50,12 +50,12 @@ class FineAlignment(Alignment):
         phrase_scores = weighted_sum(to_parts, toward_parts, dim=2) / norm_with_item_gram(to_parts, gallery_gram(parts))
         valid = mask.to(phrase_scores.dtype)  # [T, M]
         count = valid.sum(1, keepdim=True).clamp_min(1.0)
-        phrase_side = weighted_sum(phrase_scores, valid.unsqueeze(-1).expand_as(phrase_scores), dim=1) / count
+        phrase_side = (phrase_scores * valid.unsqueeze(-1)).sum(1) / count
 
         # stripe -> phrases: cos(v, sum_m b_m p_m), padded phrases masked out
         to_phrases = masked_softmax(logits, mask[:, :, None, None], dim=1)  # [T, M, K, I]
         toward_phrases = cosine * phrase_norm[:, :, None, None]  # v^ . p_m
-        numerator = weighted_sum(to_phrases, toward_phrases, dim=1)  # [T, K, I]
+        numerator = (to_phrases * toward_phrases).sum(1)  # [T, K, I]
         norms = norm_with_query_gram(to_phrases.view(queries, slots, -1), query_gram(phrases))
         part_side = (numerator / norms.view(queries, stripes, gallery)).mean(1)
 

@@ -70,7 +70,7 @@ class PartAlignment(Alignment):
         relation = (keys.reshape(-1, dim) @ image_unit.T).view(queries, slots, -1)
         weights = masked_softmax(relation / self.temperature, text.phrase_mask.unsqueeze(-1), dim=1)
         dots = (phrases.reshape(-1, dim) @ image_unit.T).view(queries, slots, -1)
-        score = weighted_sum(weights, dots, dim=1) / norm_with_query_gram(weights, query_gram(phrases))
+        score = (weights * dots).sum(1) / norm_with_query_gram(weights, query_gram(phrases))
         return weights, score
 
     def similarity(self, text: TextFeatures, image: ImageFeatures) -> torch.Tensor:
