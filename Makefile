@@ -16,14 +16,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job on the built-in data set: train on synthpedes (generated on first use),
-# keep the best epoch by validation R@1, then evaluate it on the test split.
-# runs/demo is the demo's own scratch directory and is remade on every run.
-DEMO_OPTIONS := --data synthpedes --align global --image-encoder resnet18 --image-size 192x64 --epochs 6
+# The main job on the built-in data set: train MIA (global + part + fine alignments) on
+# synthpedes (generated on first use), keep the best epoch by validation R@1, evaluate it on
+# the test split, export it to ONNX with the recall check, and search the test crops by a
+# description with ONNX Runtime only. runs/demo is the demo's own scratch directory and is
+# remade on every run.
+DEMO_TRAIN := --data synthpedes --align global,part,fine --image-encoder resnet18 --image-size 192x64 --epochs 6
+DEMO_QUERY := "a man in a brown coat and green trousers carrying a purple backpack"
 demo: $(STAMP)
 	rm -rf runs/demo
-	$(BIN)/mia train $(DEMO_OPTIONS) --out runs/demo
-	$(BIN)/mia eval --checkpoint runs/demo/best.pt --split test
+	$(BIN)/mia train $(DEMO_TRAIN) --out runs/demo
+	$(BIN)/mia eval --checkpoint runs/demo/best.pt --split test --html runs/demo/test-results.html
+	$(BIN)/mia export onnx --checkpoint runs/demo/best.pt --out runs/demo/exported --check-data synthpedes
+	$(BIN)/mia search $(DEMO_QUERY) --model runs/demo/exported --top-k 5 --html runs/demo/search.html \
+		--gallery "$$($(BIN)/mia data path synthpedes --split test)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from mia.core.errors import MiaError
@@ -46,3 +48,13 @@ def info(spec):
             captions = sum(len(r.captions) for r in records)
             ids = len({r.person_id for r in records})
             click.echo(f"  {split}: {ids} identities, {len(records)} images, {captions} captions")
+
+
+@data.command(name="path")
+@click.argument("spec")
+@click.option("--split", type=click.Choice(SPLITS), help="the folder holding this split's images")
+def path(spec, split):
+    """Print where a data set's images are (for synthpedes: the generated cache)."""
+    dataset = load_dataset(spec)
+    records = dataset.split(split) if split else dataset.records
+    click.echo(os.path.commonpath([str(r.image.parent) for r in records]))

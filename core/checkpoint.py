@@ -38,10 +38,19 @@ def load_checkpoint(path: str | Path) -> dict:
     return payload
 
 
-def model_from_checkpoint(payload: dict) -> tuple[MiaModel, Vocabulary]:
+def model_from_checkpoint(payload: dict, path: str | Path = "checkpoint") -> tuple[MiaModel, Vocabulary]:
     """The trained model (eval mode, CPU) and its vocabulary."""
     spec = ModelSpec.from_dict(payload["spec"])
     model = create_model(spec)
+    missing, unexpected = _key_mismatch(model.state_dict(), payload["model"])
+    if missing or unexpected:
+        raise MiaError(f"{path}: its weights do not fit this mia's {'+'.join(spec.alignments)} model "
+                       f"(written by mia {payload.get('mia_version', '?')}; missing {', '.join(missing[:3]) or 'none'}; "
+                       f"unexpected {', '.join(unexpected[:3]) or 'none'})")
     model.load_state_dict(payload["model"])
     model.active = list(payload.get("active", spec.alignments))
     return model.eval(), Vocabulary(payload["vocab"])
+
+
+def _key_mismatch(expected: dict, found: dict) -> tuple[list[str], list[str]]:
+    return sorted(set(expected) - set(found)), sorted(set(found) - set(expected))

@@ -145,7 +145,7 @@ def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: st
     """
     payload = load_checkpoint(checkpoint_path)
     config = TrainConfig.from_dict(payload["config"])
-    model, vocab = model_from_checkpoint(payload)
+    model, vocab = model_from_checkpoint(payload, checkpoint_path)
     torch_device = resolve_device(device)
     model.to(torch_device)
     dataset = load_dataset(data_spec or config.data)

@@ -41,7 +41,7 @@ def export_model(checkpoint: str | Path, out: str | Path, backend: str = "onnx",
                  device: str = "auto", log=print) -> dict:
     """Export ``checkpoint`` to ``out``; returns the manifest (with its verification)."""
     payload = load_checkpoint(checkpoint)
-    model, vocab = model_from_checkpoint(payload)
+    model, vocab = model_from_checkpoint(payload, checkpoint)
     graphs, ios = build_graphs(model), graph_io(model)
     example = example_inputs(model, batch=2, words=7, phrases=3)
     suffix = BACKENDS[backend]

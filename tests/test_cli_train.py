@@ -130,3 +130,12 @@ def test_eval_writes_a_results_page(trained, tmp_path):
     metrics = json.loads(run("eval", "--checkpoint", out / "best.pt", "--workers", 0, "--json").output.strip().splitlines()[-1])
     shown = failures.read_text().count('class="query"')
     assert shown == round(queries * (1 - metrics["R1"] / 100))
+
+
+def test_checkpoint_from_an_incompatible_model_is_a_clear_error(trained, tmp_path):
+    out, _ = trained
+    payload = torch.load(out / "best.pt", weights_only=True)
+    payload["model"]["alignments.global.retired_layer"] = torch.zeros(1)
+    torch.save(payload, tmp_path / "old.pt")
+    one_line_error(run("eval", "--checkpoint", tmp_path / "old.pt"), "old.pt: its weights do not fit",
+                   "unexpected alignments.global.retired_layer")
