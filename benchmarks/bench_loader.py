@@ -34,6 +34,8 @@ def parse_args():
     parser.add_argument("--workers", default=",".join(str(w) for w in sorted({0, max(1, cores // 2), cores})))
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--model-rate", type=float, help="model images/s to compare with")
+    parser.add_argument("--train-json", help="bench_train result to take the model rate from "
+                                             "(default benchmarks/results/bench_train-<device>.json)")
     parser.add_argument("--device", default="auto", help="whose bench_train result to compare with")
     parser.add_argument("--quick", action="store_true", help="10 batches of 32")
     parser.add_argument("--out")
@@ -46,7 +48,7 @@ def parse_args():
 def model_rate(args, device) -> float | None:
     if args.model_rate:
         return args.model_rate
-    path = Path(f"benchmarks/results/bench_train-{device.type}.json")
+    path = Path(args.train_json or f"benchmarks/results/bench_train-{device.type}.json")
     return json.loads(path.read_text())["rows"][0][3] if path.exists() else None
 
 

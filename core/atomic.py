@@ -50,13 +50,6 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def append_line(path: str | os.PathLike, line: str) -> None:
-    """Append one line by rewriting the file atomically (small logs such as metrics.jsonl)."""
-    path = Path(path)
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    write_text(path, old + line.rstrip("\n") + "\n")
-
-
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that becomes ``path`` only if the block succeeds.

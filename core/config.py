@@ -46,7 +46,8 @@ class TrainConfig(DictRoundTrip):
     quiet: bool = False
 
     def resolved_workers(self, on_cuda: bool) -> int:
-        """Data workers: the given number, else 2 on CPU (cores also run the model) or up to 8 on GPU."""
+        """Data workers: the given number, else cores-1 (at most 2) on CPU, where the cores also run
+        the model, or up to 8 on GPU."""
         if self.workers is not None:
             return self.workers
         cores = os.cpu_count() or 1

@@ -111,18 +111,11 @@ def split_similarities(model: MiaModel, split: EvalSplit, device: torch.device, 
             for key, names in (scorings or {"fused": None}).items()}
 
 
-def split_similarity(model: MiaModel, split: EvalSplit, device: torch.device, chunk: int = 256,
-                     workers: int = 0, batch_size: int = 128, show_progress: bool = True,
-                     context: DistContext = DistContext()) -> np.ndarray:
-    """The fused ``[queries, gallery]`` similarity of ``split``."""
-    return split_similarities(model, split, device, chunk, workers, batch_size, show_progress, context)["fused"]
-
-
 def evaluate(model: MiaModel, split: EvalSplit, device: torch.device, chunk: int = 256,
              workers: int = 0, batch_size: int = 128, show_progress: bool = True,
              context: DistContext = DistContext()) -> dict[str, float]:
     """R1/R5/R10/mAP/mINP of ``model`` on ``split``."""
-    similarity = split_similarity(model, split, device, chunk, workers, batch_size, show_progress, context)
+    similarity = split_similarities(model, split, device, chunk, workers, batch_size, show_progress, context)["fused"]
     return retrieval_metrics(similarity, split.query_pids, split.gallery_pids)
 
 

@@ -21,9 +21,5 @@ class TextFeatures(NamedTuple):
     phrase_mask: torch.Tensor  # [N, M] bool, False for padded phrase slots
 
 
-def select_images(image: ImageFeatures, index) -> ImageFeatures:
-    return ImageFeatures(*(t[index] for t in image))
-
-
 def select_texts(text: TextFeatures, index) -> TextFeatures:
     return TextFeatures(*(t[index] for t in text))

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# All four benchmarks in one go, each printing its table and writing JSON and a log under
+# $RESULTS (default benchmarks/results). Arguments go to every script:
+#   bash benchmarks/run_all.sh --quick                            # CPU smoke run, a few minutes
+#   DEVICE=cuda RESULTS=$OUT bash benchmarks/run_all.sh           # a lent GPU machine, one call
+# On a GPU machine whose image already holds torch, torchvision, onnx, onnxruntime, click and
+# pluggy (see the README's Performance section), install mia first, offline:
+#   python3 -m pip install -q --no-deps --no-build-isolation --no-index -e .
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+device=${DEVICE:-auto}
+results=${RESULTS:-benchmarks/results}
+mkdir -p "$results"
+for bench in train loader score infer; do
+  extra=()
+  [ "$bench" = loader ] && extra=(--train-json "$results/bench_train-$device.json")
+  "$python" "benchmarks/bench_$bench.py" --device "$device" "$@" "${extra[@]}" \
+    --out "$results/bench_$bench-$device.json" 2>&1 | tee "$results/bench_$bench-$device.log"
+done
