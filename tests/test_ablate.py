@@ -2,11 +2,12 @@
 
 import json
 
+import pytest
 import torch
 from click.testing import CliRunner
 
 from mia.cli.main import cli
-from test_cli_train import TINY, history, run
+from test_cli_train import TINY, history, one_line_error, run
 
 
 def test_step_training_switches_alignments_at_stage_boundaries(tiny_synth, tmp_path):
@@ -72,3 +73,21 @@ def test_stopping_inside_an_early_stage_reports_how_to_continue(tiny_synth, tmp_
     assert not (out / "best.pt").exists()  # best is chosen among epochs that train every alignment
     resumed = run("train", "--out", out, "--resume", "--workers", 0, "--quiet")
     assert resumed.exit_code == 0 and "best epoch 2" in resumed.output
+
+
+SUBSETS = ["global", "part", "fine", "global,part", "global,fine", "part,fine", "global,part,fine"]
+
+
+@pytest.mark.parametrize("align", SUBSETS)
+def test_every_subset_trains_and_evaluates(tiny_synth, tmp_path, align):
+    out = tmp_path / align.replace(",", "+")
+    result = run("train", "--data", tiny_synth, "--out", out, *TINY, "--epochs", 1, "--align", align)
+    assert result.exit_code == 0, result.output
+    evaluated = run("eval", "--checkpoint", out / "best.pt", "--json", "--workers", 0, "--device", "cpu")
+    metrics = json.loads(evaluated.output.strip().splitlines()[-1])
+    assert metrics["alignments"] == align.split(",") and 0.0 <= metrics["R1"] <= 100.0
+
+
+def test_missing_spacy_pipeline_is_a_one_line_error(tiny_synth, tmp_path):
+    one_line_error(run("train", "--data", tiny_synth, "--out", tmp_path / "s", *TINY, "--align", "fine",
+                       "--chunker", "spacy:no_such_pipeline"), "--chunker spacy:no_such_pipeline")
