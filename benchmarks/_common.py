@@ -38,11 +38,48 @@ def time_it(function: Callable[[], object], device: torch.device, warmup: int, r
     return sorted(times)[len(times) // 2]
 
 
+def profile_top(function: Callable[[], object], device: torch.device, path: str | Path, calls: int = 3,
+                rows: int = 18) -> None:
+    """Profile ``calls`` calls after a warm-up; print and save the ops that take the most
+    time (device time on CUDA, CPU time otherwise) and how busy the device was."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    function()
+    synchronize(device)
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        for _ in range(calls):
+            function()
+        synchronize(device)
+    wall_ms = (time.perf_counter() - start) * 1e3 / calls
+    averages = prof.key_averages()
+    lines = [averages.table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=rows)]
+    if cuda:  # device-side events only (kernels, copies): op rows repeat their kernels' time
+        device_events = [e for e in averages if e.device_type == DeviceType.CUDA]
+        busy_ms = sum(e.self_device_time_total for e in device_events) / 1e3 / calls
+        launches = sum(e.count for e in device_events) / calls
+        lines.append(f"per call: {wall_ms:.1f} ms wall (profiled), GPU busy {busy_ms:.1f} ms, {launches:.0f} kernels")
+    else:
+        lines.append(f"per call: {wall_ms:.1f} ms wall (profiled)")
+    text = "\n".join(lines)
+    print(text)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text + "\n")
+    print(f"wrote {path}")
+
+
 def table(headers: list[str], rows: list[list]) -> str:
     cells = [[f"{c:.4g}" if isinstance(c, float) else str(c) for c in row] for row in rows]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines)
+
+
+def result_path(name: str, device: torch.device, out: str | None, suffix: str = ".json") -> Path:
+    """``--out`` or ``benchmarks/results/<name>-<device>.json``; other suffixes sit beside it."""
+    return Path(out or f"benchmarks/results/{name}-{device.type}.json").with_suffix(suffix)
 
 
 def report(name: str, device: torch.device, headers: list[str], rows: list[list], extra: dict, out: str | None) -> None:
@@ -53,7 +90,7 @@ def report(name: str, device: torch.device, headers: list[str], rows: list[list]
         print(f"{key}: {value}")
     payload = {"benchmark": name, "date": date.today().isoformat(), "machine": machine(device),
                "columns": headers, "rows": rows, **extra}
-    path = Path(out or f"benchmarks/results/{name}-{device.type}.json")
+    path = result_path(name, device, out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2))
     print(f"wrote {path}")

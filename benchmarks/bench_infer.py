@@ -48,16 +48,19 @@ def main():
     batch = example_inputs(model, args.batch_size, args.words, 6)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("image_encoder", "text_encoder"):
+        sessions = {}
+        for name in ("image_encoder", "text_encoder"):  # export on the CPU before anything moves
             example = example_inputs(model, 2, 7, 3)
             path = Path(tmp) / f"{name}.onnx"
             write_onnx(graphs[name], tuple(example[n] for n in ios[name].inputs), path, ios[name], 18, args.exporter)
-            session = make_session(path, device.type if device.type == "cuda" else "cpu")
+            sessions[name] = make_session(path, device.type if device.type == "cuda" else "cpu")
+        model.to(device)
+        if device.type == "cuda":
+            model.image_encoder.to(memory_format=torch.channels_last)
+        for name, session in sessions.items():
             feeds = {i.name: batch[i.name].numpy() for i in session.get_inputs()}
-            graph = graphs[name].to(device)
+            graph = graphs[name]
             inputs = tuple(batch[n].to(device) for n in ios[name].inputs)
-            if device.type == "cuda" and name == "image_encoder":
-                graph = graph.to(memory_format=torch.channels_last)
 
             def eager():
                 with torch.no_grad(), autocast(device):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from _common import report, time_it
+from _common import profile_top, report, result_path, time_it
 from mia.core.device import autocast, resolve_device
 from mia.core.evaluate import score_chunks
 from mia.core.features import ImageFeatures, TextFeatures
@@ -34,6 +34,8 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="1,000 x 500, one repeat")
+    parser.add_argument("--compile", action="store_true", help="score through torch.compile'd similarities")
+    parser.add_argument("--profile", action="store_true", help="also print (and save) the top ops of scoring all")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -88,6 +90,7 @@ def main():
         return memory_child(args)
     device = resolve_device(args.device)
     model = scorer(device)
+    similarity = torch.compile(model.similarity, dynamic=True) if args.compile else None
     text, image = features(args.queries, args.gallery, device)
     rows, seconds = [], {}
     for names in [[a] for a in ALIGNMENTS] + [ALIGNMENTS]:
@@ -95,7 +98,8 @@ def main():
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
             base = torch.cuda.memory_allocated(device)
-        seconds[label] = time_it(lambda: score_chunks(model, text, image, args.chunk, names), device, 1, args.repeats)
+        seconds[label] = time_it(lambda: score_chunks(model, text, image, args.chunk, names, similarity), device,
+                                 1, args.repeats)
         peak = (torch.cuda.max_memory_allocated(device) - base) / 2**30 if device.type == "cuda" else float("nan")
         rows.append([label, args.chunk, seconds[label], peak])
     phrase_rows = text.phrases.reshape(-1, text.phrases.shape[-1])
@@ -109,10 +113,14 @@ def main():
     rows.append([f"bound: [{phrase_rows.shape[0]}x{phrase_rows.shape[1]}] x [{stripe_columns.shape[0]}x{stripe_columns.shape[1]}]",
                  "-", seconds["bound"], float("nan")])
     extra = {"ratio (all alignments / bound)": round(seconds["+".join(ALIGNMENTS)] / seconds["bound"], 2),
-             "split": f"{args.queries} queries x {args.gallery} images"}
+             "split": f"{args.queries} queries x {args.gallery} images",
+             "similarities": "torch.compile (dynamic shapes)" if args.compile else "eager"}
     if device.type == "cpu":
         extra["peak extra RSS GiB by chunk (all alignments)"] = {
             chunk: round(peak_rss_child(args, chunk), 3) for chunk in (args.chunk // 4, args.chunk)}
+    if args.profile:
+        profile_top(lambda: score_chunks(model, text, image, args.chunk, None, similarity), device,
+                    result_path("bench_score", device, args.out, ".profile.txt"), calls=1)
     report("bench_score", device, ["alignments", "chunk", "seconds", "peak extra GPU GiB"], rows, extra, args.out)
 
 

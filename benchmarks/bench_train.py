@@ -16,7 +16,7 @@ import argparse
 import torch
 import torchvision
 
-from _common import report, time_it
+from _common import profile_top, report, result_path, time_it
 from mia.core.device import autocast, resolve_device
 from mia.core.model import ModelSpec, create_model
 
@@ -35,6 +35,7 @@ def parse_args():
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", action="store_true", help="torch.compile the mia model")
     parser.add_argument("--quick", action="store_true", help="resnet18 at 128x48, batch 16, 3 steps")
+    parser.add_argument("--profile", action="store_true", help="also print (and save) the mia step's top ops")
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.quick:
@@ -50,7 +51,7 @@ def mia_step(args, device):
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if args.compile else model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     batch = args.batch_size
     images = torch.randn(batch, 3, height, width, device=device)
     if device.type == "cuda":
@@ -76,7 +77,7 @@ def bare_trunk_step(args, device):
     model = getattr(torchvision.models, args.image_encoder)(num_classes=NUM_CLASSES).to(device).train()
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     images = torch.randn(args.batch_size, 3, height, width, device=device)
     if device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
@@ -99,15 +100,18 @@ def measure(make_step, args, device):
     step, parameters = make_step(args, device)
     seconds = time_it(step, device, args.warmup, args.steps)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-    return args.batch_size / seconds, peak, parameters
+    return args.batch_size / seconds, peak, parameters, step
 
 
 def main():
     args = parse_args()
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    mia_rate, mia_peak, mia_params = measure(mia_step, args, device)
-    bare_rate, bare_peak, bare_params = measure(bare_trunk_step, args, device)
+    mia_rate, mia_peak, mia_params, step = measure(mia_step, args, device)
+    if args.profile:
+        profile_top(step, device, result_path("bench_train", device, args.out, ".profile.txt"))
+    del step
+    bare_rate, bare_peak, bare_params, _ = measure(bare_trunk_step, args, device)
     name = f"mia {args.image_encoder}+bigru [{args.align}]"
     rows = [[name, args.image_size, args.batch_size, mia_rate, mia_peak, mia_params / 1e6],
             [f"bare torchvision {args.image_encoder} + CE", args.image_size, args.batch_size, bare_rate, bare_peak,

@@ -32,34 +32,16 @@ def unit_and_norm(vectors: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tenso
     return vectors / norm.unsqueeze(-1), norm
 
 
-def weighted_sum(weights: torch.Tensor, values: torch.Tensor, dim: int) -> torch.Tensor:
-    """``(weights * values).sum(dim)`` without materialising the product.
-
-    Only for the stripe axis, whose length is fixed by the model: the Python loop is
-    unrolled when a graph is exported, so it must never run over the (dynamic) phrase axis.
-    """
-    total = None
-    for index in range(weights.shape[dim]):
-        w, v = weights.select(dim, index), values.select(dim, index)
-        total = w * v if total is None else total.addcmul_(w, v)
-    return total
-
-
 def norm_with_item_gram(weights: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
     """``||sum_k w_k x_k||`` per pair for gallery-side vectors.
 
     ``weights`` is ``[..., K, I]``, ``gram`` is ``[K, K, I]`` (each gallery item's Gram
-    matrix); the symmetric quadratic form takes K(K+1)/2 fused multiply-adds over ``[..., I]``.
+    matrix): ``sqrt(w^T G w)`` as one contraction batched over the gallery and one product.
+    A handful of ops, not one per (k, l) term: training steps are dispatch-bound on a GPU,
+    and a loop over the 21 terms of a 6x6 form cost hundreds of kernels per step.
     """
-    slots = weights.shape[-2]
-    squared = None
-    for k in range(slots):
-        wk = weights[..., k, :]
-        term = wk * wk * gram[k, k]
-        for l in range(k + 1, slots):
-            term.addcmul_(wk * weights[..., l, :], gram[k, l], value=2.0)
-        squared = term if squared is None else squared.add_(term)
-    return squared.clamp_min_(1e-12).sqrt_()
+    mixed = torch.einsum("...ki,kli->...li", weights, gram)
+    return (weights * mixed).sum(-2).clamp_min(1e-12).sqrt()
 
 
 def norm_with_query_gram(weights: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:

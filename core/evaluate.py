@@ -78,14 +78,24 @@ def encode_queries(model: MiaModel, table: TextTable, device: torch.device, batc
 
 @torch.no_grad()
 def score_chunks(model: MiaModel, text: TextFeatures, image: ImageFeatures, chunk: int = 256,
-                 names=None) -> torch.Tensor:
-    """Fused ``[Q, G]`` similarity (CPU, fp32), ``chunk`` queries at a time."""
-    rows = []
+                 names=None, similarity=None) -> torch.Tensor:
+    """Fused ``[Q, G]`` similarity (CPU, fp32), ``chunk`` queries at a time.
+
+    On CUDA each chunk's rows are copied into pinned host memory without waiting, so the
+    transfer of chunk n overlaps the scoring of chunk n+1 and the GPU never idles on a
+    per-chunk sync.  ``similarity`` replaces ``model.similarity`` (a compiled one, say).
+    """
+    similarity = similarity or model.similarity
+    device = image.global_.device
+    out = torch.empty(len(text.global_), len(image.global_), pin_memory=device.type == "cuda")
     for start in range(0, len(text.global_), chunk):
         part = select_texts(text, slice(start, start + chunk))
-        with autocast(image.global_.device):
-            rows.append(model.similarity(part, image, names).float().cpu())
-    return torch.cat(rows)
+        with autocast(device):
+            scores = similarity(part, image, names)
+        out[start:start + len(part.global_)].copy_(scores, non_blocking=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return out
 
 
 @torch.no_grad()

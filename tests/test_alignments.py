@@ -114,6 +114,11 @@ def test_part_identity_features_are_the_guided_aggregates_of_matched_pairs():
     relation = cos(image.parts[2], alignment.guide_relation(text.global_[2]).expand(K, D))
     expected = (torch.softmax(relation / tau, 0)[:, None] * image.parts[2]).sum(0)
     assert torch.allclose(guided_image[2], expected, atol=1e-5)
+    real = text.phrase_mask[1]
+    keys = alignment.text_relation(text.phrases[1, real])
+    relation = cos(keys, image.global_[1].expand(len(keys), D))
+    expected = (torch.softmax(relation / tau, 0)[:, None] * text.phrases[1, real]).sum(0)
+    assert torch.allclose(guided_text[1], expected, atol=1e-5)
 
 
 def test_all_alignments_train_a_step_without_nan():

@@ -26,7 +26,7 @@ from torch import nn
 
 from mia.core.alignment import Alignment
 from mia.core.attention import (gallery_gram, masked_softmax, norm_with_item_gram, norm_with_query_gram,
-                                query_gram, weighted_sum)
+                                query_gram)
 from mia.core.features import ImageFeatures, TextFeatures
 
 
@@ -48,46 +48,54 @@ class PartAlignment(Alignment):
     def temperature(self) -> torch.Tensor:
         return self.log_temperature.exp().clamp(0.01, 1.0)
 
+    def _guide(self, text: TextFeatures) -> torch.Tensor:
+        """``[T, D]`` unit vectors: what each text looks for in the stripes."""
+        return F.normalize(self.guide_relation(text.global_).float(), dim=-1)
+
+    def _phrase_keys(self, text: TextFeatures) -> torch.Tensor:
+        """``[T, M, D]`` unit vectors: how each phrase relates to an image's global vector."""
+        return F.normalize(self.text_relation(text.phrases).float(), dim=-1)
+
     def _image_side(self, text: TextFeatures, image: ImageFeatures):
-        """Weights over stripes ``[T, K, I]`` and score ``[T, I]`` (the text's global vector guides)."""
+        """Score ``[T, I]`` of every pair (the text's global vector guides the stripes)."""
         parts = image.parts.float()
         gallery, stripes, dim = parts.shape
         text_unit = F.normalize(text.global_.float(), dim=-1)
-        guide = F.normalize(self.guide_relation(text.global_).float(), dim=-1)
+        guide = self._guide(text)
         stripe_rows = parts.transpose(0, 1).reshape(-1, dim)  # [K*I, D], gallery innermost
         relation = (guide @ F.normalize(stripe_rows, dim=-1).T).view(-1, stripes, gallery)
         weights = torch.softmax(relation / self.temperature, dim=1)
         dots = (text_unit @ stripe_rows.T).view(-1, stripes, gallery)
-        score = weighted_sum(weights, dots, dim=1) / norm_with_item_gram(weights, gallery_gram(parts))
-        return weights, score
+        return (weights * dots).sum(1) / norm_with_item_gram(weights, gallery_gram(parts))
 
     def _text_side(self, text: TextFeatures, image: ImageFeatures):
-        """Weights over phrases ``[T, M, I]`` and score ``[T, I]`` (the image's global vector guides)."""
+        """Score ``[T, I]`` of every pair (the image's global vector guides the phrases)."""
         phrases = text.phrases.float()
         queries, slots, dim = phrases.shape
         image_unit = F.normalize(image.global_.float(), dim=-1)  # [I, D]
-        keys = F.normalize(self.text_relation(phrases).float(), dim=-1)
+        keys = self._phrase_keys(text)
         relation = (keys.reshape(-1, dim) @ image_unit.T).view(queries, slots, -1)
         weights = masked_softmax(relation / self.temperature, text.phrase_mask.unsqueeze(-1), dim=1)
         dots = (phrases.reshape(-1, dim) @ image_unit.T).view(queries, slots, -1)
-        score = (weights * dots).sum(1) / norm_with_query_gram(weights, query_gram(phrases))
-        return weights, score
+        return (weights * dots).sum(1) / norm_with_query_gram(weights, query_gram(phrases))
 
     def similarity(self, text: TextFeatures, image: ImageFeatures) -> torch.Tensor:
-        _, image_score = self._image_side(text, image)
+        image_score = self._image_side(text, image)
         if text.phrases.shape[1] == 0:
             return image_score
-        _, text_score = self._text_side(text, image)
+        text_score = self._text_side(text, image)
         has_phrases = text.phrase_mask.any(dim=1, keepdim=True).to(image_score.dtype)  # [T, 1]
         return (image_score + has_phrases * text_score) / (1.0 + has_phrases)
 
     def identity_features(self, text: TextFeatures, image: ImageFeatures) -> list[torch.Tensor]:
-        """The guided aggregates of matched pairs: ``v^`` (image) and ``p^`` (text)."""
-        image_weights, _ = self._image_side(text, image)
-        pair = torch.arange(len(text.global_), device=text.global_.device)
-        guided_image = torch.einsum("bk,bkd->bd", image_weights[pair, :, pair], image.parts.float())
-        features = [guided_image]
+        """The guided aggregates of matched pairs (text b with image b): ``v^`` (image) and
+        ``p^`` (text).  Only the B diagonal pairs are weighted, not all B x B."""
+        parts = image.parts.float()
+        relation = torch.einsum("bd,bkd->bk", self._guide(text), F.normalize(parts, dim=-1))
+        features = [torch.einsum("bk,bkd->bd", torch.softmax(relation / self.temperature, dim=1), parts)]
         if text.phrases.shape[1] > 0:
-            text_weights, _ = self._text_side(text, image)
-            features.append(torch.einsum("bm,bmd->bd", text_weights[pair, :, pair], text.phrases.float()))
+            image_unit = F.normalize(image.global_.float(), dim=-1)
+            relation = torch.einsum("bmd,bd->bm", self._phrase_keys(text), image_unit)
+            weights = masked_softmax(relation / self.temperature, text.phrase_mask, dim=1)
+            features.append(torch.einsum("bm,bmd->bd", weights, text.phrases.float()))
         return features
