@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mia.core.errors import MiaError
 from mia.core.phrases import chunk_all
-from mia.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, augment, load_rgb, to_normalized_array
+from mia.core.preprocess import augment, load_rgb, to_uint8_chw
 from mia.core.records import Record
 from mia.core.text_arrays import TextSettings, encode_texts
 from mia.core.tokenizer import Vocabulary
@@ -85,11 +85,11 @@ def _trim_phrases(phrases: np.ndarray, trim_slots: bool) -> np.ndarray:
 
 
 class ImageReader:
-    """Decodes one record's image, augmented for training or plain for evaluation."""
+    """Decodes one record's image, augmented for training or plain for evaluation, as uint8
+    CHW pixels (normalised later on the model's device by ``prepare_images``)."""
 
-    def __init__(self, size: tuple[int, int], seed: int, train: bool,
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD):
-        self.size, self.seed, self.train, self.mean, self.std = size, seed, train, mean, std
+    def __init__(self, size: tuple[int, int], seed: int, train: bool):
+        self.size, self.seed, self.train = size, seed, train
 
     def __call__(self, path, epoch: int, index: int) -> torch.Tensor:
         try:
@@ -99,7 +99,7 @@ class ImageReader:
         if self.train:
             rng = random.Random(hash((self.seed, epoch, index)))
             image = augment(image, self.size, rng)
-        return torch.from_numpy(to_normalized_array(image, self.size, self.mean, self.std))
+        return torch.from_numpy(to_uint8_chw(image, self.size))
 
 
 class PairDataset(Dataset):

@@ -7,6 +7,7 @@ import contextlib
 import torch
 
 from mia.core.errors import MiaError
+from mia.core.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -31,7 +32,14 @@ def autocast(device: torch.device):
 
 
 def prepare_images(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 ``[B, 3, H, W]`` pixels from the loader -> the model's normalised fp32 input on
+    ``device``: a quarter of the bytes cross to the GPU, and the loader workers skip the
+    float maths (which was half their time).  Same arithmetic as ``normalize_array``."""
+    if images.dtype != torch.uint8:
+        raise TypeError(f"prepare_images expects uint8 pixels, got {images.dtype}")
     images = images.to(device, non_blocking=True)
     if device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
-    return images
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    return (images.float() / 255.0 - mean) / std

@@ -1,7 +1,10 @@
 """Image preprocessing shared by training and the torch-free ONNX runtime.
 
 PIL + numpy only: the deployed retriever must turn a camera crop into exactly the array
-the model saw during evaluation, so both call :func:`load_image_array`.
+the model saw during evaluation.  Both resize with :func:`to_uint8_chw`; the runtime then
+normalises with :func:`normalize_array`, training and evaluation with the same arithmetic
+in torch on the model's device (``mia.core.device.prepare_images``), so that data-loader
+workers ship 1-byte pixels and never spend their time on float maths.
 """
 
 from __future__ import annotations
@@ -31,19 +34,24 @@ def load_rgb(path: str | Path) -> Image.Image:
         return image.convert("RGB")
 
 
-def to_normalized_array(image: Image.Image, size: tuple[int, int], mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
-    """Resize to ``size`` = (height, width) and return float32 CHW, mean/std normalised."""
+def to_uint8_chw(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """Resize to ``size`` = (height, width); uint8 CHW pixels."""
     height, width = size
     if image.size != (width, height):
         image = image.resize((width, height), Image.BILINEAR)
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    array = (array - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(array.transpose(2, 0, 1))
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
+
+
+def normalize_array(pixels: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
+    """uint8 ``[..., 3, H, W]`` -> float32 ``(x / 255 - mean) / std`` (the model's input)."""
+    shape = (3, 1, 1)
+    array = pixels.astype(np.float32) / np.float32(255.0)
+    return (array - np.asarray(mean, np.float32).reshape(shape)) / np.asarray(std, np.float32).reshape(shape)
 
 
 def load_image_array(path: str | Path, size: tuple[int, int], mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
     """The evaluation-time input for one image file."""
-    return to_normalized_array(load_rgb(path), size, mean, std)
+    return normalize_array(to_uint8_chw(load_rgb(path), size), mean, std)
 
 
 def augment(image: Image.Image, size: tuple[int, int], rng: random.Random) -> Image.Image:

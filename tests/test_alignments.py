@@ -148,3 +148,21 @@ def test_loss_weights_scale_each_alignments_losses():
     assert torch.equal(scaled["global/rank"], full["global/rank"])
     assert torch.allclose(scaled["part/rank"], 0.25 * full["part/rank"])
     assert torch.allclose(scaled["part/id"], 0.25 * full["part/id"])
+
+
+def test_cuda_and_cpu_forms_of_the_stripe_sums_agree_with_a_direct_computation():
+    """The CUDA branch (few kernels) never runs in CI: check both forms here, on the CPU."""
+    from mia.core import attention
+
+    g = torch.Generator().manual_seed(1)
+    weights = torch.rand(3, 4, K, 7, generator=g)  # [T, M, K, I]
+    values = torch.randn(3, 4, K, 7, generator=g)
+    parts = torch.randn(7, K, D, generator=g)
+    direct_sum = (weights * values).sum(2)
+    aggregated = torch.einsum("tmki,ikd->tmid", weights, parts)  # sum_k w_k x_k, materialised
+    direct_norm = aggregated.norm(dim=-1)
+    gram = attention.gallery_gram(parts)
+    for form in (attention._weighted_sum_batched, attention._weighted_sum_unrolled):
+        assert torch.allclose(form(weights, values, 2), direct_sum, atol=1e-5)
+    for form in (attention._norm_batched, attention._norm_unrolled):
+        assert torch.allclose(form(weights, gram), direct_norm, atol=1e-4)

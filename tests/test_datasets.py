@@ -2,11 +2,14 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
 from conftest import write_image, write_pedes
 from mia.cli.main import cli
+from mia.core.data import ImageReader
+from mia.core.device import prepare_images
 from mia.core.errors import MiaError
 from mia.core.preprocess import load_image_array
 from mia.core.records import load_dataset, parse_data_spec
@@ -110,6 +113,15 @@ def test_any_image_mode_becomes_normalised_rgb(tmp_path, mode, fmt):
     image.save(path, format=fmt)
     array = load_image_array(path, (64, 32))
     assert array.shape == (3, 64, 32) and array.dtype == np.float32 and np.isfinite(array).all()
+
+
+def test_training_side_preprocessing_equals_the_deployed_runtimes_bit_for_bit(tmp_path):
+    path = tmp_path / "crop.jpg"
+    Image.effect_noise((41, 97), 60).convert("RGB").save(path)
+    pixels = ImageReader((64, 32), seed=0, train=False)(path, epoch=0, index=0)
+    assert pixels.dtype == torch.uint8 and pixels.shape == (3, 64, 32)  # workers ship bytes
+    model_input = prepare_images(pixels[None], torch.device("cpu"))[0].numpy()
+    assert np.array_equal(model_input, load_image_array(path, (64, 32)))
 
 
 def test_data_info_command(tmp_path):

@@ -15,7 +15,7 @@ from torch import nn
 
 from mia.core.alignment import Alignment
 from mia.core.attention import (gallery_gram, masked_softmax, norm_with_item_gram, norm_with_query_gram,
-                                query_gram, unit_and_norm)
+                                query_gram, unit_and_norm, weighted_sum)
 from mia.core.features import ImageFeatures, TextFeatures
 
 
@@ -47,7 +47,7 @@ class FineAlignment(Alignment):
         # phrase -> stripes: cos(p, sum_k a_k v_k) = sum_k a_k (p^ . v_k) / ||sum_k a_k v_k||
         to_parts = torch.softmax(logits, dim=2)
         toward_parts = cosine * part_norm.T  # p^ . v_k
-        phrase_scores = (to_parts * toward_parts).sum(2) / norm_with_item_gram(to_parts, gallery_gram(parts))
+        phrase_scores = weighted_sum(to_parts, toward_parts, dim=2) / norm_with_item_gram(to_parts, gallery_gram(parts))
         valid = mask.to(phrase_scores.dtype)  # [T, M]
         count = valid.sum(1, keepdim=True).clamp_min(1.0)
         phrase_side = (phrase_scores * valid.unsqueeze(-1)).sum(1) / count

@@ -26,7 +26,7 @@ from torch import nn
 
 from mia.core.alignment import Alignment
 from mia.core.attention import (gallery_gram, masked_softmax, norm_with_item_gram, norm_with_query_gram,
-                                query_gram)
+                                query_gram, weighted_sum)
 from mia.core.features import ImageFeatures, TextFeatures
 
 
@@ -66,7 +66,7 @@ class PartAlignment(Alignment):
         relation = (guide @ F.normalize(stripe_rows, dim=-1).T).view(-1, stripes, gallery)
         weights = torch.softmax(relation / self.temperature, dim=1)
         dots = (text_unit @ stripe_rows.T).view(-1, stripes, gallery)
-        return (weights * dots).sum(1) / norm_with_item_gram(weights, gallery_gram(parts))
+        return weighted_sum(weights, dots, dim=1) / norm_with_item_gram(weights, gallery_gram(parts))
 
     def _text_side(self, text: TextFeatures, image: ImageFeatures):
         """Score ``[T, I]`` of every pair (the image's global vector guides the phrases)."""
