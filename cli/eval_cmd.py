@@ -6,6 +6,7 @@ import json
 
 import click
 
+from mia.cli.options import parse_weights_option
 from mia.core.device import DEVICES
 from mia.core.errors import MiaError
 from mia.core.metrics import chance_r1, format_metrics_table, top_k
@@ -21,10 +22,12 @@ from mia.core.records import SPLITS, load_dataset
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--eval-chunk", type=int, default=256, show_default=True, help="queries scored at a time")
 @click.option("--workers", type=int, default=None, help="image-decoding worker processes (torch backend)")
+@click.option("--weights", callback=parse_weights_option,
+              help="override the checkpoint's score fusion weights, e.g. part=0 (--backend torch)")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
 @click.option("--html", "html_path", help="write a results page: each query with its top-10 images")
 @click.option("--failures-only", is_flag=True, help="with --html: only queries whose top-1 is wrong")
-def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_chunk, workers, as_json,
+def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_chunk, workers, weights, as_json,
                  html_path, failures_only):
     """Evaluate with the standard protocol (every caption queries every image)."""
     log = lambda m: click.echo(m, err=True)  # noqa: E731
@@ -34,12 +37,14 @@ def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_
         from mia.core.evaluate import evaluate_checkpoint
 
         result = evaluate_checkpoint(checkpoint_path, data, split, device, eval_chunk, workers,
-                                     show_progress=not as_json, log=log)
+                                     show_progress=not as_json, log=log, weights=weights)
         records, metrics, alignments = result.split.records, result.metrics, result.model.active
         similarity, source, extra = result.similarity, str(checkpoint_path), {}
     else:
         if not model_dir or not data:
             raise MiaError("--backend onnx needs --model DIR and --data SPEC")
+        if weights:
+            raise MiaError("--weights needs --backend torch: an exported scorer has its fusion weights built in")
         from mia.export.evaluation import evaluate_retriever
         from mia.export.runtime import Retriever
 

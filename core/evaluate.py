@@ -17,6 +17,7 @@ from mia.core.config import TrainConfig
 from mia.core.data import GalleryDataset, ImageReader, TextSettings, TextTable, build_text_table, make_loader
 from mia.core.device import autocast, prepare_images, resolve_device
 from mia.core.distributed import DistContext, gather_rows
+from mia.core.errors import MiaError
 from mia.core.features import ImageFeatures, TextFeatures, select_texts
 from mia.core.metrics import retrieval_metrics
 from mia.core.model import MiaModel
@@ -140,15 +141,23 @@ class CheckpointEvaluation:
 
 def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: str = "test",
                         device: str = "auto", chunk: int = 256, workers: int | None = None,
-                        show_progress: bool = True, log=None, components: bool = False) -> CheckpointEvaluation:
+                        show_progress: bool = True, log=None, components: bool = False,
+                        weights: dict[str, float] | None = None) -> CheckpointEvaluation:
     """Load a checkpoint and evaluate it on ``split`` of ``data_spec`` (default: its training data).
 
     ``components=True`` also scores with each of a multi-alignment model's alignments
     alone, from the same features: how much each granularity contributes to the fusion.
+    ``weights`` overrides some of the checkpoint's fusion weights (choose them on val).
     """
     payload = load_checkpoint(checkpoint_path)
     config = TrainConfig.from_dict(payload["config"])
     model, vocab = model_from_checkpoint(payload, checkpoint_path)
+    if weights:
+        unknown = sorted(set(weights) - set(model.active))
+        if unknown:
+            raise MiaError(f"--weights: {', '.join(unknown)} not among this checkpoint's alignments "
+                           f"({', '.join(model.active)})")
+        model.spec.weights = {**model.spec.weights, **weights}
     torch_device = resolve_device(device)
     model.to(torch_device)
     dataset = load_dataset(data_spec or config.data)

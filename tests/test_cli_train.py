@@ -139,3 +139,20 @@ def test_checkpoint_from_an_incompatible_model_is_a_clear_error(trained, tmp_pat
     torch.save(payload, tmp_path / "old.pt")
     one_line_error(run("eval", "--checkpoint", tmp_path / "old.pt"), "old.pt: its weights do not fit",
                    "unexpected alignments.global.retired_layer")
+
+
+def test_eval_weights_override_the_checkpoints_fusion(tiny_synth, tmp_path):
+    from mia.core.evaluate import evaluate_checkpoint
+
+    out = tmp_path / "global+fine"
+    train(tiny_synth, out, "--align", "global,fine")
+    alone = evaluate_checkpoint(out / "best.pt", split="val", device="cpu", workers=0, show_progress=False,
+                                components=True).components["global"]
+    result = run("eval", "--checkpoint", out / "best.pt", "--split", "val", "--json", "--device", "cpu",
+                 "--workers", 0, "--weights", "fine=0")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output.strip().splitlines()[-1])
+    for key in ("R1", "R5", "mAP"):  # fine weighted 0: the fusion is the global alignment alone
+        assert metrics[key] == pytest.approx(alone[key], abs=1e-6)
+    one_line_error(run("eval", "--checkpoint", out / "best.pt", "--weights", "part=1", "--workers", 0),
+                   "--weights: part not among this checkpoint's alignments (global, fine)")
