@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from _common import report
+from _common import report, result_path
 from mia.core.data import EpochSampler, ImageReader, PairDataset, build_text_table, make_loader, person_labels
 from mia.core.device import resolve_device
 from mia.core.records import load_dataset
@@ -48,7 +48,7 @@ def parse_args():
 
 def model_step(args, device) -> tuple[float | None, str, int]:
     """(model images/s, image size, batch): from the options, else from bench_train's JSON."""
-    path = Path(args.train_json or f"benchmarks/results/bench_train-{device.type}.json")
+    path = Path(args.train_json) if args.train_json else result_path("bench_train", device, None)
     row = json.loads(path.read_text())["rows"][0] if path.exists() else None
     rate = args.model_rate or (row[3] if row else None)
     size = args.image_size or (row[1] if row else "384x128")

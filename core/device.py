@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 
@@ -40,6 +41,13 @@ def prepare_images(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     images = images.to(device, non_blocking=True)
     if device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    mean, std = _mean_std(device)
     return (images.float() / 255.0 - mean) / std
+
+
+@functools.lru_cache(maxsize=None)
+def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalisation constants on ``device``, made once: not a host-to-device copy per batch."""
+    shape = (1, 3, 1, 1)
+    return (torch.tensor(IMAGENET_MEAN, device=device).view(shape),
+            torch.tensor(IMAGENET_STD, device=device).view(shape))

@@ -17,12 +17,12 @@ from mia.core.config import TrainConfig
 from mia.core.data import GalleryDataset, ImageReader, TextSettings, TextTable, build_text_table, make_loader
 from mia.core.device import autocast, prepare_images, resolve_device
 from mia.core.distributed import DistContext, gather_rows
-from mia.core.errors import MiaError
 from mia.core.features import ImageFeatures, TextFeatures, select_texts
 from mia.core.metrics import retrieval_metrics
 from mia.core.model import MiaModel
 from mia.core.progress import Progress
 from mia.core.records import Record, load_dataset
+from mia.core.stages import resolve_weights
 from mia.core.tokenizer import Vocabulary
 
 
@@ -153,11 +153,7 @@ def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: st
     config = TrainConfig.from_dict(payload["config"])
     model, vocab = model_from_checkpoint(payload, checkpoint_path)
     if weights:
-        unknown = sorted(set(weights) - set(model.active))
-        if unknown:
-            raise MiaError(f"--weights: {', '.join(unknown)} not among this checkpoint's alignments "
-                           f"({', '.join(model.active)})")
-        model.spec.weights = {**model.spec.weights, **weights}
+        model.spec.weights = {**model.spec.weights, **resolve_weights(weights, model.active)}
     torch_device = resolve_device(device)
     model.to(torch_device)
     dataset = load_dataset(data_spec or config.data)

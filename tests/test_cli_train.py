@@ -155,4 +155,4 @@ def test_eval_weights_override_the_checkpoints_fusion(tiny_synth, tmp_path):
     for key in ("R1", "R5", "mAP"):  # fine weighted 0: the fusion is the global alignment alone
         assert metrics[key] == pytest.approx(alone[key], abs=1e-6)
     one_line_error(run("eval", "--checkpoint", out / "best.pt", "--weights", "part=1", "--workers", 0),
-                   "--weights: part not among this checkpoint's alignments (global, fine)")
+                   "--weights names 'part', which is not trained (--align global,fine)")
