@@ -90,7 +90,7 @@ def main():
         return memory_child(args)
     device = resolve_device(args.device)
     model = scorer(device)
-    similarity = torch.compile(model.similarity, dynamic=True) if args.compile else None
+    score = torch.compile(model.score_prepared, dynamic=True) if args.compile else None
     text, image = features(args.queries, args.gallery, device)
     rows, seconds = [], {}
     for names in [[a] for a in ALIGNMENTS] + [ALIGNMENTS]:
@@ -98,7 +98,7 @@ def main():
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
             base = torch.cuda.memory_allocated(device)
-        seconds[label] = time_it(lambda: score_chunks(model, text, image, args.chunk, names, similarity), device,
+        seconds[label] = time_it(lambda: score_chunks(model, text, image, args.chunk, names, score), device,
                                  1, args.repeats)
         peak = (torch.cuda.max_memory_allocated(device) - base) / 2**30 if device.type == "cuda" else float("nan")
         rows.append([label, args.chunk, seconds[label], peak])
@@ -119,7 +119,7 @@ def main():
         extra["peak extra RSS GiB by chunk (all alignments)"] = {
             chunk: round(peak_rss_child(args, chunk), 3) for chunk in (args.chunk // 4, args.chunk)}
     if args.profile:
-        profile_top(lambda: score_chunks(model, text, image, args.chunk, None, similarity), device,
+        profile_top(lambda: score_chunks(model, text, image, args.chunk, None, score), device,
                     result_path("bench_score", device, args.out, ".profile.txt"), calls=1)
     report("bench_score", device, ["alignments", "chunk", "seconds", "peak extra GPU GiB"], rows, extra, args.out)
 

@@ -29,6 +29,19 @@ class Alignment(nn.Module, abc.ABC):
     def similarity(self, text: TextFeatures, image: ImageFeatures) -> torch.Tensor:
         """Scores of all ``T x I`` pairs (higher = more alike)."""
 
+    def prepare_gallery(self, image: ImageFeatures) -> tuple[torch.Tensor, ...]:
+        """Whatever of the gallery's features scoring reads, computed once per gallery.
+
+        Evaluation scores many query chunks against one gallery; an alignment whose
+        gallery side costs work (normalising, Gram matrices, GEMM layouts) does it here
+        and reads the result in :meth:`score_prepared`.  The default is the features.
+        """
+        return tuple(image)
+
+    def score_prepared(self, text: TextFeatures, gallery: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """:meth:`similarity` against a gallery made by :meth:`prepare_gallery`."""
+        return self.similarity(text, ImageFeatures(*gallery))
+
     def identity_features(self, text: TextFeatures, image: ImageFeatures) -> list[torch.Tensor]:
         """``[B, D]`` features of the matched pairs (text b, image b) for the identity loss."""
         return []

@@ -1,30 +1,42 @@
-"""Batched building blocks of the part-level alignments, written for all pairs at once.
+"""Attention pooling for all text-image pairs at once, the building block of ``part`` and
+``fine``.
 
-The trick that keeps every alignment one GEMM away from its bound: an attention-weighted
-sum ``x^ = sum_k a_k x_k`` is never materialised per pair.  Its dot product with a query
-is ``sum_k a_k (q . x_k)`` (a GEMM computed once), and its norm is ``sqrt(a^T G a)`` with
-the small Gram matrix ``G = X X^T`` of each item.  So scoring T texts against I images
-costs ``[T*M, D] x [D, K*I]`` plus ``O(T*M*K*I)`` elementwise work, never a ``[T, I, D]``
-tensor.
+Both alignments score a query vector ``q`` against an attention-weighted sum of vectors
+``x_k`` (stripes of an image, or phrases of a caption): ``cos(q, sum_k a_k x_k)`` with
+``a = softmax(logits)``.  Three identities keep that one matrix product away from its
+bound, without ever materialising a ``[T, I, D]`` tensor:
 
-Layout: pair tensors keep the gallery axis innermost (``[..., K, I]``), so that every
-softmax and sum over the few stripes (K) or phrases (M) runs vectorised over thousands
-of gallery items; reductions over a last axis of 6 are what made the first version slow.
+* write ``x_k = n_k x^_k`` (norm times unit vector); the cosine is then
+  ``sum_k u_k (q^ . x^_k) / sqrt(u^T G^ u)`` with ``u_k = a_k n_k`` and ``G^`` the small
+  Gram matrix of the unit vectors of each item;
+* that ratio does not change when ``u`` is scaled, so the softmax's denominator cancels:
+  ``u_k = exp(logits_k + log n_k - shift)`` for any per-pair ``shift`` (the maximum, so
+  that the largest term is exactly 1 and nothing overflows or underflows);
+* the cosines ``q^ . x^_k`` of all pairs come from one GEMM computed once.
+
+That leaves, per pair, one exponential and a few multiply-adds per stripe or phrase,
+where a literal softmax, weighted sum and norm cost three times the memory passes.
+
+Layout: pair tensors keep the gallery axis innermost (``[..., K, I]``), so every
+reduction over the few stripes (K) or phrases (M) runs vectorised over many gallery items.
+Padded phrases get ``log n = -1e4``: they drop out of the maximum, and their weight
+(floored at e^-80 of the largest, see ``_FLOOR``) vanishes in every fp32 sum.
 """
 
 from __future__ import annotations
 
 import torch
 
-_NEG = -1.0e4  # masked logit: exp() underflows to exactly 0 in fp32, so padding adds nothing
+_NEG = -1.0e4  # log-scale of a padded slot, far below every real exponent
+# Exponents are clamped here before exp(): a term e^-80 below the largest (which is 1)
+# does not change an fp32 sum, and exp() of anything lower runs 5-15x slower on the CPU
+# (denormals, out-of-range inputs); padded slots and hopeless stripes land here.
+_FLOOR = -80.0
 
 
-def masked_softmax(logits: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:
-    """Softmax over ``dim`` that gives exactly 0 to masked slots (and all-0 to empty rows)."""
-    if mask is None:
-        return torch.softmax(logits.float(), dim=dim)
-    weights = torch.softmax(logits.float().masked_fill(~mask, _NEG), dim=dim)
-    return weights * mask.to(weights.dtype)
+def _shifted_exp_(exponent: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """``exp(max(exponent - shift, -80))`` in place: the unnormalised attention weights."""
+    return exponent.sub_(shift).clamp_min_(_FLOOR).exp_()
 
 
 def unit_and_norm(vectors: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,71 +44,95 @@ def unit_and_norm(vectors: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tenso
     return vectors / norm.unsqueeze(-1), norm
 
 
-def weighted_sum(weights: torch.Tensor, values: torch.Tensor, dim: int) -> torch.Tensor:
-    """``(weights * values).sum(dim)`` over the stripe axis, the fastest way per device:
-    few kernels on CUDA (a training step there is bound by kernel launches), unrolled
-    fused multiply-adds on the CPU (3.7x faster there on a CUHK-PEDES-sized chunk)."""
-    return (_weighted_sum_batched if weights.is_cuda else _weighted_sum_unrolled)(weights, values, dim)
+def stripe_state(parts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What :func:`stripe_pool` needs of a gallery's stripes ``[I, K, D]``, computed once:
+    unit stripes as GEMM columns ``[D, K*I]`` (stripe-major, gallery innermost), their
+    log-norms ``[K, I]`` and each item's unit Gram matrix ``[K, K, I]``."""
+    unit, norm = unit_and_norm(parts.float())
+    columns = unit.transpose(0, 1).reshape(-1, unit.shape[-1]).T.contiguous()
+    gram = (unit @ unit.transpose(1, 2)).permute(1, 2, 0).contiguous()
+    return columns, norm.log().T.contiguous(), gram
 
 
-def _weighted_sum_batched(weights: torch.Tensor, values: torch.Tensor, dim: int) -> torch.Tensor:
-    return (weights * values).sum(dim)
+def phrase_state(phrases: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What :func:`phrase_pool` needs of the queries' phrases ``[T, M, D]``: unit phrases,
+    log-norms ``[T, M]`` (padded slots ``-1e4``) and each query's unit Gram matrix ``[T, M, M]``."""
+    unit, norm = unit_and_norm(phrases.float())
+    log_norm = norm.log().masked_fill(~mask, _NEG)
+    return unit, log_norm, unit @ unit.transpose(1, 2)
 
 
-def _weighted_sum_unrolled(weights: torch.Tensor, values: torch.Tensor, dim: int) -> torch.Tensor:
-    """One multiply-add per stripe over ``[..., I]`` rows; the product is never materialised.
-    This is what exported graphs hold: the loop runs over the model's fixed stripe count,
-    never over the dynamic phrase axis."""
-    total = None
-    for index in range(weights.shape[dim]):
-        w, v = weights.select(dim, index), values.select(dim, index)
-        total = w * v if total is None else total.addcmul_(w, v)
-    return total
+def stripe_pool(logits: torch.Tensor, cosines: torch.Tensor, log_norm: torch.Tensor,
+                gram: torch.Tensor) -> torch.Tensor:
+    """``cos(q, sum_k a_k v_k)`` per pair, pooling over the stripe axis -2 of ``[..., K, I]``.
 
-
-def norm_with_item_gram(weights: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
-    """``||sum_k w_k x_k|| = sqrt(w^T G w)`` per pair for gallery-side vectors.
-
-    ``weights`` is ``[..., K, I]``, ``gram`` is ``[K, K, I]`` (each gallery item's Gram
-    matrix).  Per device as :func:`weighted_sum`: one contraction on CUDA, the unrolled
-    symmetric form on the CPU (3-5x faster there than any batched form).
+    ``logits`` give the attention ``a = softmax_k``, ``cosines`` are ``q^ . v^_k``,
+    ``log_norm [K, I]`` and ``gram [K, K, I]`` come from :func:`stripe_state`.  Per device:
+    few kernels on CUDA (a training step there is bound by kernel launches), unrolled fused
+    multiply-adds over ``[..., I]`` rows on the CPU (a 6-long axis reduced per element is
+    slow there).
     """
-    return (_norm_batched if weights.is_cuda else _norm_unrolled)(weights, gram)
+    return (_stripe_pool_batched if logits.is_cuda else _stripe_pool_unrolled)(logits, cosines, log_norm, gram)
 
 
-def _norm_batched(weights: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+def _stripe_pool_batched(logits, cosines, log_norm, gram):
+    exponent = logits + log_norm
+    weights = _shifted_exp_(exponent, exponent.detach().amax(-2, keepdim=True))
+    numerator = (weights * cosines).sum(-2)
     mixed = torch.einsum("...ki,kli->...li", weights, gram)
-    return (weights * mixed).sum(-2).clamp_min(1e-12).sqrt()
+    return numerator / (weights * mixed).sum(-2).clamp_min(1e-12).sqrt()
 
 
-def _norm_unrolled(weights: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
-    """The K(K+1)/2 terms of the symmetric form as fused multiply-adds over ``[..., I]``."""
-    slots = weights.shape[-2]
-    squared = None
-    for k in range(slots):
-        wk = weights[..., k, :]
-        term = wk * wk * gram[k, k]
-        for l in range(k + 1, slots):
-            term.addcmul_(wk * weights[..., l, :], gram[k, l], value=2.0)
-        squared = term if squared is None else squared.add_(term)
-    return squared.clamp_min_(1e-12).sqrt_()
+def _stripe_pool_unrolled(logits, cosines, log_norm, gram):
+    """The same over the model's fixed stripe count, one ``[..., I]`` row at a time (what
+    exported graphs hold: the loop never runs over a dynamic axis).  The norm's square
+    ``u^T G u`` is summed as ``sum_k u_k (G_kk u_k / 2 + sum_{l>k} G_kl u_l)``, doubled."""
+    stripes = logits.shape[-2]
+    exponents = [logits.select(-2, k) + log_norm[k] for k in range(stripes)]
+    shift = exponents[0].detach()
+    for exponent in exponents[1:]:
+        shift = torch.maximum(shift, exponent.detach())
+    weights = [_shifted_exp_(exponent, shift) for exponent in exponents]
+    numerator, half_square = None, None
+    for k, weight in enumerate(weights):
+        numerator = weight * cosines.select(-2, k) if numerator is None \
+            else numerator.addcmul_(weight, cosines.select(-2, k))
+        mixed = weight * (0.5 * gram[k, k])
+        for l in range(k + 1, stripes):
+            mixed.addcmul_(weights[l], gram[k, l])
+        half_square = weight * mixed if half_square is None else half_square.addcmul_(weight, mixed)
+    return numerator / half_square.mul_(2.0).clamp_min_(1e-12).sqrt_()
 
 
-def norm_with_query_gram(weights: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
-    """``||sum_m w_m y_m||`` per pair for query-side vectors.
-
-    ``weights`` is ``[T, M, X]`` (X: flattened pair axes), ``gram`` is ``[T, M, M]``; one
-    batched matrix product per query, then a sum over the M phrases.
-    """
-    inner = torch.bmm(gram, weights)
-    return (weights * inner).sum(1).clamp_min_(1e-12).sqrt_()
-
-
-def gallery_gram(parts: torch.Tensor) -> torch.Tensor:
-    """``[I, K, D] -> [K, K, I]``: each gallery item's stripe Gram matrix, gallery innermost."""
-    return (parts @ parts.transpose(1, 2)).permute(1, 2, 0).contiguous()
+def phrase_pool(logits: torch.Tensor, cosines: torch.Tensor, log_norm: torch.Tensor,
+                gram: torch.Tensor) -> torch.Tensor:
+    """``cos(x, sum_m a_m p_m)`` per pair, pooling over the phrase axis 1 of ``[T, M, X]``
+    (X: the flattened pair axes).  ``log_norm [T, M]`` and ``gram [T, M, M]`` come from
+    :func:`phrase_state`.  The phrase axis is dynamic in exported graphs, so this is never
+    unrolled: one batched matrix product per query gives ``G^ u``."""
+    exponent = logits + log_norm.unsqueeze(-1)
+    weights = _shifted_exp_(exponent, exponent.detach().amax(1, keepdim=True))
+    square = _product_over(torch.bmm(gram, weights), weights).sum(1)
+    numerator = _product_over(weights, cosines).sum(1)
+    return numerator / square.clamp_min_(1e-12).sqrt_()
 
 
-def query_gram(phrases: torch.Tensor) -> torch.Tensor:
-    """``[T, M, D] -> [T, M, M]``."""
-    return phrases @ phrases.transpose(1, 2)
+def _product_over(target: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``target * other``, written over ``target`` (which the caller no longer needs) unless
+    autograd needs it: a fresh tensor of all pairs per query chunk costs more on the CPU
+    (page faults, cache misses) than the multiplication itself."""
+    if torch.is_grad_enabled() and (target.requires_grad or other.requires_grad):
+        return target * other
+    return target.mul_(other)
+
+
+def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
+    """Softmax over ``dim`` that gives exactly 0 to masked slots (and all-0 to empty rows)."""
+    weights = torch.softmax(logits.float().masked_fill(~mask, _NEG), dim=dim)
+    return weights * mask.to(weights.dtype)
+
+
+def masked_mean(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``scores [T, M, X]`` over the real phrases of each query (0 where there are none)."""
+    valid = mask.to(scores.dtype)
+    return (scores * valid.unsqueeze(-1)).sum(1) / valid.sum(1, keepdim=True).clamp_min(1.0)

@@ -79,20 +79,22 @@ def encode_queries(model: MiaModel, table: TextTable, device: torch.device, batc
 
 @torch.no_grad()
 def score_chunks(model: MiaModel, text: TextFeatures, image: ImageFeatures, chunk: int = 256,
-                 names=None, similarity=None) -> torch.Tensor:
-    """Fused ``[Q, G]`` similarity (CPU, fp32), ``chunk`` queries at a time.
+                 names=None, score=None) -> torch.Tensor:
+    """Fused ``[Q, G]`` similarity (CPU, fp32), ``chunk`` queries at a time, against a
+    gallery side prepared once (:meth:`MiaModel.prepare_gallery`).
 
     On CUDA each chunk's rows are copied into pinned host memory without waiting, so the
     transfer of chunk n overlaps the scoring of chunk n+1 and the GPU never idles on a
-    per-chunk sync.  ``similarity`` replaces ``model.similarity`` (a compiled one, say).
+    per-chunk sync.  ``score`` replaces ``model.score_prepared`` (a compiled one, say).
     """
-    similarity = similarity or model.similarity
+    score = score or model.score_prepared
     device = image.global_.device
+    gallery = model.prepare_gallery(image, names)
     out = torch.empty(len(text.global_), len(image.global_), pin_memory=device.type == "cuda")
     for start in range(0, len(text.global_), chunk):
         part = select_texts(text, slice(start, start + chunk))
         with autocast(device):
-            scores = similarity(part, image, names)
+            scores = score(part, gallery)
         out[start:start + len(part.global_)].copy_(scores, non_blocking=True)
     if device.type == "cuda":
         torch.cuda.synchronize(device)

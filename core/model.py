@@ -41,11 +41,12 @@ class ModelSpec(DictRoundTrip):
         return float(self.weights.get(alignment, 1.0))
 
 
-def fuse(weighted: list[tuple[float, Alignment]], text: TextFeatures, image: ImageFeatures) -> torch.Tensor:
-    """``sum_a weight_a * similarity_a`` (fp32): the score that ranks and that is exported."""
+def fuse(weighted_scores) -> torch.Tensor:
+    """``sum_a weight_a * scores_a`` (fp32) over ``(weight, [T, I] scores)`` pairs: the score
+    that ranks and that is exported."""
     total = None
-    for weight, alignment in weighted:
-        scores = weight * alignment.similarity(text, image).float()
+    for weight, scores in weighted_scores:
+        scores = weight * scores.float()
         total = scores if total is None else total + scores
     return total
 
@@ -104,7 +105,17 @@ class MiaModel(nn.Module):
     def similarity(self, text: TextFeatures, image: ImageFeatures, names=None) -> torch.Tensor:
         """Fused ``[T, I]`` score: sum of ``weight * similarity`` over ``names`` (default: active)."""
         names = self.active if names is None else names
-        return fuse([(self.spec.weight(n), self.alignments[n]) for n in names], text, image)
+        return fuse((self.spec.weight(n), self.alignments[n].similarity(text, image)) for n in names)
+
+    def prepare_gallery(self, image: ImageFeatures, names=None) -> dict[str, tuple[torch.Tensor, ...]]:
+        """Each alignment's gallery side (``names``, default: active), computed once so that
+        many query chunks can be scored against it with :meth:`score_prepared`."""
+        names = self.active if names is None else names
+        return {n: self.alignments[n].prepare_gallery(image) for n in names}
+
+    def score_prepared(self, text: TextFeatures, gallery: dict[str, tuple[torch.Tensor, ...]]) -> torch.Tensor:
+        """:meth:`similarity` of ``text`` against a gallery from :meth:`prepare_gallery`."""
+        return fuse((self.spec.weight(n), self.alignments[n].score_prepared(text, g)) for n, g in gallery.items())
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor, phrases: torch.Tensor, labels: torch.Tensor,
                 loss_weights: dict[str, float], margin: float, id_weight: float) -> dict[str, torch.Tensor]:

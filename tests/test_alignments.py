@@ -77,6 +77,21 @@ def test_batched_similarity_equals_per_pair_reference(alignment, reference):
             assert batched[t, i].item() == pytest.approx(reference(alignment, text, image, t, i).item(), abs=1e-5)
 
 
+@pytest.mark.parametrize("alignment, reference", [(PartAlignment(D), part_reference), (FineAlignment(D), fine_reference)])
+def test_training_gradients_equal_the_per_pair_references(alignment, reference):
+    """Scoring writes over its buffers and shifts exponents by a detached maximum; with
+    autograd on, the gradients must still be the literal formula's."""
+    text, image = random_features()
+    leaves = [t.clone().requires_grad_(t.is_floating_point()) for t in (*text, *image)]
+    text, image = TextFeatures(*leaves[:3]), ImageFeatures(*leaves[3:])
+    inputs = [leaves[0], leaves[1], leaves[3], leaves[4]]
+    literal = sum(reference(alignment, text, image, t, i) for t in range(3) for i in range(4))
+    batched = alignment.similarity(text, image).sum()
+    for got, expected in zip(*(torch.autograd.grad(total, inputs, allow_unused=True) for total in (batched, literal))):
+        assert (got is None) == (expected is None)
+        assert got is None or torch.allclose(got, expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("alignment", [PartAlignment(D), FineAlignment(D)])
 @torch.no_grad()
 def test_a_padded_phrase_never_changes_a_score(alignment):
@@ -150,19 +165,20 @@ def test_loss_weights_scale_each_alignments_losses():
     assert torch.allclose(scaled["part/id"], 0.25 * full["part/id"])
 
 
-def test_cuda_and_cpu_forms_of_the_stripe_sums_agree_with_a_direct_computation():
-    """The CUDA branch (few kernels) never runs in CI: check both forms here, on the CPU."""
+def test_cuda_and_cpu_forms_of_stripe_pooling_agree_with_a_direct_computation():
+    """The CUDA branch (few kernels) never runs in CI: check both forms here, on the CPU,
+    against the literal softmax, weighted sum and cosine, with logits large enough that a
+    softmax without its shift would overflow."""
     from mia.core import attention
 
     g = torch.Generator().manual_seed(1)
-    weights = torch.rand(3, 4, K, 7, generator=g)  # [T, M, K, I]
-    values = torch.randn(3, 4, K, 7, generator=g)
-    parts = torch.randn(7, K, D, generator=g)
-    direct_sum = (weights * values).sum(2)
-    aggregated = torch.einsum("tmki,ikd->tmid", weights, parts)  # sum_k w_k x_k, materialised
-    direct_norm = aggregated.norm(dim=-1)
-    gram = attention.gallery_gram(parts)
-    for form in (attention._weighted_sum_batched, attention._weighted_sum_unrolled):
-        assert torch.allclose(form(weights, values, 2), direct_sum, atol=1e-5)
-    for form in (attention._norm_batched, attention._norm_unrolled):
-        assert torch.allclose(form(weights, gram), direct_norm, atol=1e-4)
+    queries = torch.randn(3, 4, D, generator=g)  # [T, M, D]
+    parts = torch.randn(7, K, D, generator=g)  # [I, K, D]
+    logits = 100.0 * torch.randn(3, 4, K, 7, generator=g)  # [T, M, K, I]
+    attention_weights = torch.softmax(logits, dim=2)
+    pooled = torch.einsum("tmki,ikd->tmid", attention_weights, parts)  # sum_k a_k v_k, materialised
+    direct = cos(queries[:, :, None, :], pooled)  # [T, M, I]
+    columns, log_norm, gram = attention.stripe_state(parts)
+    cosines = (F.normalize(queries, dim=-1).reshape(-1, D) @ columns).view(3, 4, K, 7)
+    for form in (attention._stripe_pool_batched, attention._stripe_pool_unrolled):
+        assert torch.allclose(form(logits, cosines, log_norm, gram), direct, atol=1e-5)

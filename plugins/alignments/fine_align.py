@@ -14,8 +14,7 @@ import torch
 from torch import nn
 
 from mia.core.alignment import Alignment
-from mia.core.attention import (gallery_gram, masked_softmax, norm_with_item_gram, norm_with_query_gram,
-                                query_gram, unit_and_norm, weighted_sum)
+from mia.core.attention import masked_mean, phrase_pool, phrase_state, stripe_pool, stripe_state
 from mia.core.features import ImageFeatures, TextFeatures
 
 
@@ -32,32 +31,32 @@ class FineAlignment(Alignment):
         return self.log_temperature.exp().clamp(0.01, 1.0)
 
     def similarity(self, text: TextFeatures, image: ImageFeatures) -> torch.Tensor:
-        phrases, parts, mask = text.phrases.float(), image.parts.float(), text.phrase_mask
-        queries, slots, dim = phrases.shape
-        gallery, stripes = parts.shape[:2]
+        return self.score_prepared(text, self.prepare_gallery(image))
+
+    def prepare_gallery(self, image: ImageFeatures) -> tuple[torch.Tensor, ...]:
+        return stripe_state(image.parts)
+
+    def score_prepared(self, text: TextFeatures, gallery: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        stripe_columns, stripe_log_norm, stripe_gram = gallery
+        stripes, gallery_size = stripe_log_norm.shape
+        queries, slots, dim = text.phrases.shape
         if slots == 0:
-            return phrases.new_zeros(queries, gallery)
-        phrase_unit, phrase_norm = unit_and_norm(phrases)  # [T, M, D], [T, M]
-        part_unit, part_norm = unit_and_norm(parts)  # [I, K, D], [I, K]
-        # the one big product: cosine[t, m, k, i] of phrase m and stripe k of image i
-        cosine = (phrase_unit.reshape(-1, dim) @ part_unit.transpose(0, 1).reshape(-1, dim).T)
-        cosine = cosine.view(queries, slots, stripes, gallery)
-        logits = cosine / self.temperature
+            return stripe_columns.new_zeros(queries, gallery_size)
+        phrase_unit, phrase_log_norm, phrase_gram = phrase_state(text.phrases, text.phrase_mask)
+        tau = self.temperature
+        # the one big product, already divided by the temperature: cos(p_m, v_k) / tau for
+        # every phrase m of every query and every stripe k of every image; it is both the
+        # attention logits and (times tau) the cosines that get pooled
+        logits = (phrase_unit.reshape(-1, dim) / tau) @ stripe_columns
+        logits = logits.view(queries, slots, stripes, gallery_size)
 
-        # phrase -> stripes: cos(p, sum_k a_k v_k) = sum_k a_k (p^ . v_k) / ||sum_k a_k v_k||
-        to_parts = torch.softmax(logits, dim=2)
-        toward_parts = cosine * part_norm.T  # p^ . v_k
-        phrase_scores = weighted_sum(to_parts, toward_parts, dim=2) / norm_with_item_gram(to_parts, gallery_gram(parts))
-        valid = mask.to(phrase_scores.dtype)  # [T, M]
-        count = valid.sum(1, keepdim=True).clamp_min(1.0)
-        phrase_side = (phrase_scores * valid.unsqueeze(-1)).sum(1) / count
+        # each phrase attends over the stripes: [T, M, I], averaged over the real phrases
+        phrase_scores = stripe_pool(logits, logits, stripe_log_norm, stripe_gram)
+        phrase_side = masked_mean(phrase_scores, text.phrase_mask)
+        # each stripe attends over the real phrases: [T, K*I], averaged over the stripes
+        flat = logits.view(queries, slots, -1)
+        stripe_scores = phrase_pool(flat, flat, phrase_log_norm, phrase_gram)
+        stripe_side = stripe_scores.view(queries, stripes, gallery_size).mean(1)
 
-        # stripe -> phrases: cos(v, sum_m b_m p_m), padded phrases masked out
-        to_phrases = masked_softmax(logits, mask[:, :, None, None], dim=1)  # [T, M, K, I]
-        toward_phrases = cosine * phrase_norm[:, :, None, None]  # v^ . p_m
-        numerator = (to_phrases * toward_phrases).sum(1)  # [T, K, I]
-        norms = norm_with_query_gram(to_phrases.view(queries, slots, -1), query_gram(phrases))
-        part_side = (numerator / norms.view(queries, stripes, gallery)).mean(1)
-
-        has_phrases = mask.any(dim=1, keepdim=True).to(phrase_side.dtype)
-        return has_phrases * 0.5 * (phrase_side + part_side)
+        has_phrases = text.phrase_mask.any(dim=1, keepdim=True).to(phrase_side.dtype)
+        return has_phrases * (0.5 * tau) * (phrase_side + stripe_side)

@@ -14,7 +14,14 @@ class GlobalAlignment(Alignment):
         super().__init__()
 
     def similarity(self, text: TextFeatures, image: ImageFeatures) -> torch.Tensor:
-        return F.normalize(text.global_, dim=-1) @ F.normalize(image.global_, dim=-1).T
+        return self.score_prepared(text, self.prepare_gallery(image))
+
+    def prepare_gallery(self, image: ImageFeatures) -> tuple[torch.Tensor, ...]:
+        return (F.normalize(image.global_, dim=-1).T,)
+
+    def score_prepared(self, text: TextFeatures, gallery: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        (image_columns,) = gallery
+        return F.normalize(text.global_, dim=-1) @ image_columns
 
     def identity_features(self, text: TextFeatures, image: ImageFeatures) -> list[torch.Tensor]:
         return [image.global_, text.global_]

@@ -25,8 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mia.core.alignment import Alignment
-from mia.core.attention import (gallery_gram, masked_softmax, norm_with_item_gram, norm_with_query_gram,
-                                query_gram, weighted_sum)
+from mia.core.attention import masked_softmax, phrase_pool, phrase_state, stripe_pool, stripe_state
 from mia.core.features import ImageFeatures, TextFeatures
 
 
@@ -56,34 +55,32 @@ class PartAlignment(Alignment):
         """``[T, M, D]`` unit vectors: how each phrase relates to an image's global vector."""
         return F.normalize(self.text_relation(text.phrases).float(), dim=-1)
 
-    def _image_side(self, text: TextFeatures, image: ImageFeatures):
-        """Score ``[T, I]`` of every pair (the text's global vector guides the stripes)."""
-        parts = image.parts.float()
-        gallery, stripes, dim = parts.shape
-        text_unit = F.normalize(text.global_.float(), dim=-1)
-        guide = self._guide(text)
-        stripe_rows = parts.transpose(0, 1).reshape(-1, dim)  # [K*I, D], gallery innermost
-        relation = (guide @ F.normalize(stripe_rows, dim=-1).T).view(-1, stripes, gallery)
-        weights = torch.softmax(relation / self.temperature, dim=1)
-        dots = (text_unit @ stripe_rows.T).view(-1, stripes, gallery)
-        return weighted_sum(weights, dots, dim=1) / norm_with_item_gram(weights, gallery_gram(parts))
-
-    def _text_side(self, text: TextFeatures, image: ImageFeatures):
-        """Score ``[T, I]`` of every pair (the image's global vector guides the phrases)."""
-        phrases = text.phrases.float()
-        queries, slots, dim = phrases.shape
-        image_unit = F.normalize(image.global_.float(), dim=-1)  # [I, D]
-        keys = self._phrase_keys(text)
-        relation = (keys.reshape(-1, dim) @ image_unit.T).view(queries, slots, -1)
-        weights = masked_softmax(relation / self.temperature, text.phrase_mask.unsqueeze(-1), dim=1)
-        dots = (phrases.reshape(-1, dim) @ image_unit.T).view(queries, slots, -1)
-        return (weights * dots).sum(1) / norm_with_query_gram(weights, query_gram(phrases))
-
     def similarity(self, text: TextFeatures, image: ImageFeatures) -> torch.Tensor:
-        image_score = self._image_side(text, image)
-        if text.phrases.shape[1] == 0:
+        return self.score_prepared(text, self.prepare_gallery(image))
+
+    def prepare_gallery(self, image: ImageFeatures) -> tuple[torch.Tensor, ...]:
+        """The stripes as :func:`stripe_state` lays them out, and unit global vectors as
+        GEMM columns ``[D, I]``."""
+        return (*stripe_state(image.parts), F.normalize(image.global_.float(), dim=-1).T.contiguous())
+
+    def score_prepared(self, text: TextFeatures, gallery: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        stripe_columns, stripe_log_norm, stripe_gram, global_columns = gallery
+        tau = self.temperature
+        # image side: the text's guide vector weighs the stripes, its global vector is
+        # compared with their weighted sum; guide logits and cosines from one product
+        stripes, gallery_size = stripe_log_norm.shape
+        rows = torch.cat([self._guide(text) / tau, F.normalize(text.global_.float(), dim=-1)])
+        logits, cosines = (rows @ stripe_columns).view(2, -1, stripes, gallery_size).unbind(0)
+        image_score = stripe_pool(logits, cosines, stripe_log_norm, stripe_gram)
+        queries, slots, dim = text.phrases.shape
+        if slots == 0:
             return image_score
-        text_score = self._text_side(text, image)
+        # text side: the image's global vector weighs the phrases (through their relation
+        # keys) and is compared with their weighted sum
+        phrase_unit, phrase_log_norm, phrase_gram = phrase_state(text.phrases, text.phrase_mask)
+        rows = torch.cat([self._phrase_keys(text) / tau, phrase_unit]).reshape(-1, dim)
+        logits, cosines = (rows @ global_columns).view(2, queries, slots, -1).unbind(0)
+        text_score = phrase_pool(logits, cosines, phrase_log_norm, phrase_gram)
         has_phrases = text.phrase_mask.any(dim=1, keepdim=True).to(image_score.dtype)  # [T, 1]
         return (image_score + has_phrases * text_score) / (1.0 + has_phrases)
 
