@@ -35,7 +35,9 @@ def register_alignments(register):
     """Register alignment granularities.
 
     ``factory(embed_dim) -> mia.core.alignment.Alignment`` (an ``nn.Module`` that scores
-    every image against every text and returns its training losses).
+    every text against every image and names its identity-loss features).  Evaluation
+    scores many query chunks against one gallery: an alignment whose gallery side costs
+    work may also override ``prepare_gallery`` / ``score_prepared`` to do it once.
     """
 
 
