@@ -120,6 +120,24 @@ def test_chunked_scoring_equals_unchunked():
         assert torch.allclose(score_chunks(model, text, image, chunk=chunk), whole, atol=1e-6)
 
 
+@torch.no_grad()
+def test_an_alignment_with_only_a_similarity_scores_through_the_prepared_path():
+    """A plugin that implements just ``similarity`` gets prepare_gallery/score_prepared for free."""
+    from mia.core.alignment import Alignment
+
+    class DotAlignment(Alignment):
+        def similarity(self, text, image):
+            return text.global_ @ image.global_.T
+
+    model = create_model(ModelSpec(image_encoder="resnet18", alignments=["global"], embed_dim=D, num_parts=K,
+                                   vocab_size=5, num_classes=2)).eval()
+    model.alignments["dot"] = DotAlignment()
+    model.active = ["global", "dot"]
+    text, image = random_features(texts=5, images=3)
+    expected = model.alignments["global"].similarity(text, image) + text.global_ @ image.global_.T
+    assert torch.allclose(score_chunks(model, text, image, chunk=2), expected, atol=1e-5)
+
+
 def test_part_identity_features_are_the_guided_aggregates_of_matched_pairs():
     alignment = PartAlignment(D).eval()
     text, image = random_features(texts=4, images=4)
