@@ -80,11 +80,12 @@ def test_batched_similarity_equals_per_pair_reference(alignment, reference):
 @pytest.mark.parametrize("alignment, reference", [(PartAlignment(D), part_reference), (FineAlignment(D), fine_reference)])
 def test_training_gradients_equal_the_per_pair_references(alignment, reference):
     """Scoring writes over its buffers and shifts exponents by a detached maximum; with
-    autograd on, the gradients must still be the literal formula's."""
+    autograd on, the gradients (features, temperature, relation MLPs) must still be the
+    literal formula's."""
     text, image = random_features()
     leaves = [t.clone().requires_grad_(t.is_floating_point()) for t in (*text, *image)]
     text, image = TextFeatures(*leaves[:3]), ImageFeatures(*leaves[3:])
-    inputs = [leaves[0], leaves[1], leaves[3], leaves[4]]
+    inputs = [leaves[0], leaves[1], leaves[3], leaves[4], *alignment.parameters()]
     literal = sum(reference(alignment, text, image, t, i) for t in range(3) for i in range(4))
     batched = alignment.similarity(text, image).sum()
     for got, expected in zip(*(torch.autograd.grad(total, inputs, allow_unused=True) for total in (batched, literal))):
