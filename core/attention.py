@@ -118,10 +118,13 @@ def phrase_pool(logits: torch.Tensor, cosines: torch.Tensor, log_norm: torch.Ten
 
 
 def _product_over(target: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-    """``target * other``, written over ``target`` (which the caller no longer needs) unless
-    autograd needs it: a fresh tensor of all pairs per query chunk costs more on the CPU
-    (page faults, cache misses) than the multiplication itself."""
-    if torch.is_grad_enabled() and (target.requires_grad or other.requires_grad):
+    """``target * other``, written over ``target`` (which the caller no longer needs): a
+    fresh tensor of all pairs per query chunk costs more on the CPU (page faults, cache
+    misses) than the multiplication itself.  A fresh tensor all the same where autograd
+    needs ``target``, or where ``target`` is narrower (a bf16 product under CUDA autocast
+    is widened to fp32, not rounded back to bf16)."""
+    needed = torch.is_grad_enabled() and (target.requires_grad or other.requires_grad)
+    if needed or torch.promote_types(target.dtype, other.dtype) != target.dtype:
         return target * other
     return target.mul_(other)
 

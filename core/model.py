@@ -115,7 +115,8 @@ class MiaModel(nn.Module):
 
     def score_prepared(self, text: TextFeatures, gallery: dict[str, tuple[torch.Tensor, ...]]) -> torch.Tensor:
         """:meth:`similarity` of ``text`` against a gallery from :meth:`prepare_gallery`."""
-        return fuse((self.spec.weight(n), self.alignments[n].score_prepared(text, g)) for n, g in gallery.items())
+        return fuse((self.spec.weight(name), self.alignments[name].score_prepared(text, prepared))
+                    for name, prepared in gallery.items())
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor, phrases: torch.Tensor, labels: torch.Tensor,
                 loss_weights: dict[str, float], margin: float, id_weight: float) -> dict[str, torch.Tensor]:

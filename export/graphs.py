@@ -82,7 +82,8 @@ class ScorerGraph(nn.Module):
         image_global = inputs.pop(0)
         parts = inputs.pop(0) if self.with_parts else image_global.unsqueeze(1)
         text, image = TextFeatures(text_global, phrases, mask), ImageFeatures(image_global, parts)
-        return fuse((weight, alignment.similarity(text, image)) for weight, alignment in zip(self.weights, self.alignments))
+        return fuse((weight, alignment.similarity(text, image))
+                    for weight, alignment in zip(self.weights, self.alignments))
 
 
 def graph_io(model: MiaModel) -> dict[str, GraphIO]:

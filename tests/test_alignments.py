@@ -77,7 +77,10 @@ def test_batched_similarity_equals_per_pair_reference(alignment, reference):
             assert batched[t, i].item() == pytest.approx(reference(alignment, text, image, t, i).item(), abs=1e-5)
 
 
-@pytest.mark.parametrize("alignment, reference", [(PartAlignment(D), part_reference), (FineAlignment(D), fine_reference)])
+@pytest.mark.parametrize("alignment, reference", [
+    (PartAlignment(D), part_reference),
+    (FineAlignment(D), fine_reference),
+])
 def test_training_gradients_equal_the_per_pair_references(alignment, reference):
     """Scoring writes over its buffers and shifts exponents by a detached maximum; with
     autograd on, the gradients (features, temperature, relation MLPs) must still be the
