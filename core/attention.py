@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import torch
 
+from mia.core import fused_pool
+
 _NEG = -1.0e4  # log-scale of a padded slot, far below every real exponent
 # Exponents are clamped here before exp(): a term e^-80 below the largest (which is 1)
 # does not change an fp32 sum, and exp() of anything lower runs 5-15x slower on the CPU
@@ -68,10 +70,12 @@ def stripe_pool(logits: torch.Tensor, cosines: torch.Tensor, log_norm: torch.Ten
 
     ``logits`` give the attention ``a = softmax_k``, ``cosines`` are ``q^ . v^_k``,
     ``log_norm [K, I]`` and ``gram [K, K, I]`` come from :func:`stripe_state`.  Per device:
-    few kernels on CUDA (a training step there is bound by kernel launches), unrolled fused
-    multiply-adds over ``[..., I]`` rows on the CPU (a 6-long axis reduced per element is
-    slow there).
+    one fused kernel when scoring on CUDA (``core.fused_pool``), few kernels when training
+    there (a step is bound by kernel launches), unrolled fused multiply-adds over
+    ``[..., I]`` rows on the CPU (a 6-long axis reduced per element is slow there).
     """
+    if fused_pool.usable(logits, cosines, log_norm, gram):
+        return fused_pool.stripe_pool(logits, cosines, log_norm, gram, _FLOOR)
     return (_stripe_pool_batched if logits.is_cuda else _stripe_pool_unrolled)(logits, cosines, log_norm, gram)
 
 
@@ -109,7 +113,10 @@ def phrase_pool(logits: torch.Tensor, cosines: torch.Tensor, log_norm: torch.Ten
     """``cos(x, sum_m a_m p_m)`` per pair, pooling over the phrase axis 1 of ``[T, M, X]``
     (X: the flattened pair axes).  ``log_norm [T, M]`` and ``gram [T, M, M]`` come from
     :func:`phrase_state`.  The phrase axis is dynamic in exported graphs, so this is never
-    unrolled: one batched matrix product per query gives ``G^ u``."""
+    unrolled: one batched matrix product per query gives ``G^ u`` (one fused kernel for
+    all of it when scoring on CUDA)."""
+    if fused_pool.usable(logits, cosines, log_norm, gram):
+        return fused_pool.phrase_pool(logits, cosines, log_norm, gram, _FLOOR)
     exponent = logits + log_norm.unsqueeze(-1)
     weights = _shifted_exp_(exponent, exponent.detach().amax(1, keepdim=True))
     square = _product_over(torch.bmm(gram, weights), weights).sum(1)

@@ -51,3 +51,25 @@ def test_onnx_runtime_cuda_provider_when_available(tiny_synth, tmp_path):
     assert retriever.providers[0] == CUDA
     images = sorted((tiny_synth / "imgs").rglob("*.jpg"))[:4]
     assert len(retriever.search("a man in a black coat", retriever.encode_images(images), top_k=2)) == 2
+
+
+@torch.no_grad()
+def test_fused_scoring_kernels_on_cuda_match_the_cpu():
+    """Scoring on CUDA goes through the Triton kernels of core.fused_pool (compiled here,
+    interpreted in CI); every alignment's score must equal the CPU's fp32 one."""
+    from mia.core import fused_pool
+    from mia.core.features import ImageFeatures, TextFeatures
+    from mia.core.model import ModelSpec, create_model
+
+    g = torch.Generator().manual_seed(0)
+    model = create_model(ModelSpec(image_encoder="resnet18", alignments=["global", "part", "fine"], embed_dim=64,
+                                   vocab_size=5, num_classes=2)).eval()
+    mask = torch.arange(10)[None] < torch.randint(0, 11, (300,), generator=g)[:, None]
+    text = TextFeatures(torch.randn(300, 64, generator=g), torch.randn(300, 10, 64, generator=g), mask)
+    image = ImageFeatures(torch.randn(500, 64, generator=g), torch.randn(500, 6, 64, generator=g))
+    on_cpu = model.similarity(text, image)
+    cuda = torch.device("cuda")
+    text, image = TextFeatures(*(t.to(cuda) for t in text)), ImageFeatures(*(t.to(cuda) for t in image))
+    assert fused_pool.usable(text.phrases)
+    on_gpu = model.to(cuda).similarity(text, image)
+    assert torch.allclose(on_gpu.cpu(), on_cpu, atol=1e-4)
