@@ -46,6 +46,11 @@ class Alignment(nn.Module, abc.ABC):
         """``[B, D]`` features of the matched pairs (text b, image b) for the identity loss."""
         return []
 
+    def training_outputs(self, text: TextFeatures, image: ImageFeatures) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """:meth:`similarity` and :meth:`identity_features` of one batch, together: an
+        alignment whose two share work overrides this to do that work once per step."""
+        return self.similarity(text, image), self.identity_features(text, image)
+
 
 def ranking_loss(similarity: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
     """Bidirectional hinge loss with the hardest in-batch negative (VSE++ style).

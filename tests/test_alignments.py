@@ -187,6 +187,32 @@ def test_loss_weights_scale_each_alignments_losses():
     assert torch.allclose(scaled["part/id"], 0.25 * full["part/id"])
 
 
+@torch.no_grad()
+def test_losses_equal_each_alignments_own_ranking_and_identity_losses():
+    """One classifier call for every identity feature and one run of part's relation MLPs
+    per step give the losses of scoring and classifying each alignment on its own."""
+    from mia.core.alignment import ranking_loss
+
+    torch.manual_seed(0)
+    model = create_model(ModelSpec(image_encoder="resnet18", alignments=["global", "part", "fine"], embed_dim=16,
+                                   num_parts=3, vocab_size=9, num_classes=5)).eval()
+    text = model.encode_text(torch.tensor([[2, 3], [4, 5], [6, 7]]), torch.tensor([[[2, 3]], [[4, 0]], [[0, 0]]]))
+    image = model.encode_image(torch.randn(3, 3, 64, 32))
+    labels = torch.tensor([0, 1, 4])
+    weights = {"global": 1.0, "part": 0.5, "fine": 2.0}
+    losses = model.losses(text, image, labels, weights, margin=0.2, id_weight=0.7)
+    for name, weight in weights.items():
+        alignment = model.alignments[name]
+        expected = weight * ranking_loss(alignment.similarity(text, image), labels, 0.2)
+        assert torch.allclose(losses[f"{name}/rank"], expected, atol=1e-6)
+        features = alignment.identity_features(text, image)
+        if not features:
+            assert f"{name}/id" not in losses
+            continue
+        own = torch.stack([F.cross_entropy(model.classifier(f), labels) for f in features]).mean()
+        assert torch.allclose(losses[f"{name}/id"], weight * 0.7 * own, atol=1e-6)
+
+
 def test_cuda_and_cpu_forms_of_stripe_pooling_agree_with_a_direct_computation():
     """The CUDA branch (few kernels) never runs in CI: check both forms here, on the CPU,
     against the literal softmax, weighted sum and cosine, with logits large enough that a

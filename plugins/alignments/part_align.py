@@ -55,8 +55,19 @@ class PartAlignment(Alignment):
         """``[T, M, D]`` unit vectors: how each phrase relates to an image's global vector."""
         return F.normalize(self.text_relation(text.phrases).float(), dim=-1)
 
+    def _relations(self, text: TextFeatures) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The relation MLPs' outputs (guide, phrase keys or None without phrases), which
+        scoring and the identity features share."""
+        keys = self._phrase_keys(text) if text.phrases.shape[1] > 0 else None
+        return self._guide(text), keys
+
     def similarity(self, text: TextFeatures, image: ImageFeatures) -> torch.Tensor:
         return self.score_prepared(text, self.prepare_gallery(image))
+
+    def training_outputs(self, text: TextFeatures, image: ImageFeatures) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Both from one run of the relation MLPs."""
+        relations = self._relations(text)
+        return self._score(text, self.prepare_gallery(image), *relations), self._identity(text, image, *relations)
 
     def prepare_gallery(self, image: ImageFeatures) -> tuple[torch.Tensor, ...]:
         """The stripes as :func:`stripe_state` lays them out, and unit global vectors as
@@ -64,12 +75,19 @@ class PartAlignment(Alignment):
         return (*stripe_state(image.parts), F.normalize(image.global_.float(), dim=-1).T.contiguous())
 
     def score_prepared(self, text: TextFeatures, gallery: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return self._score(text, gallery, *self._relations(text))
+
+    def identity_features(self, text: TextFeatures, image: ImageFeatures) -> list[torch.Tensor]:
+        return self._identity(text, image, *self._relations(text))
+
+    def _score(self, text: TextFeatures, gallery: tuple[torch.Tensor, ...], guide: torch.Tensor,
+               keys: torch.Tensor | None) -> torch.Tensor:
         stripe_columns, stripe_log_norm, stripe_gram, global_columns = gallery
         tau = self.temperature
         # image side: the text's guide vector weighs the stripes, its global vector is
         # compared with their weighted sum; guide logits and cosines from one product
         stripes, gallery_size = stripe_log_norm.shape
-        rows = torch.cat([self._guide(text) / tau, F.normalize(text.global_.float(), dim=-1)])
+        rows = torch.cat([guide / tau, F.normalize(text.global_.float(), dim=-1)])
         logits, cosines = (rows @ stripe_columns).view(2, -1, stripes, gallery_size).unbind(0)
         image_score = stripe_pool(logits, cosines, stripe_log_norm, stripe_gram)
         queries, slots, dim = text.phrases.shape
@@ -78,21 +96,22 @@ class PartAlignment(Alignment):
         # text side: the image's global vector weighs the phrases (through their relation
         # keys) and is compared with their weighted sum
         phrase_unit, phrase_log_norm, phrase_gram = phrase_state(text.phrases, text.phrase_mask)
-        rows = torch.cat([self._phrase_keys(text) / tau, phrase_unit]).reshape(-1, dim)
+        rows = torch.cat([keys / tau, phrase_unit]).reshape(-1, dim)
         logits, cosines = (rows @ global_columns).view(2, queries, slots, -1).unbind(0)
         text_score = phrase_pool(logits, cosines, phrase_log_norm, phrase_gram)
         has_phrases = text.phrase_mask.any(dim=1, keepdim=True).to(image_score.dtype)  # [T, 1]
         return (image_score + has_phrases * text_score) / (1.0 + has_phrases)
 
-    def identity_features(self, text: TextFeatures, image: ImageFeatures) -> list[torch.Tensor]:
+    def _identity(self, text: TextFeatures, image: ImageFeatures, guide: torch.Tensor,
+                  keys: torch.Tensor | None) -> list[torch.Tensor]:
         """The guided aggregates of matched pairs (text b with image b): ``v^`` (image) and
         ``p^`` (text).  Only the B diagonal pairs are weighted, not all B x B."""
         parts = image.parts.float()
-        relation = torch.einsum("bd,bkd->bk", self._guide(text), F.normalize(parts, dim=-1))
+        relation = torch.einsum("bd,bkd->bk", guide, F.normalize(parts, dim=-1))
         features = [torch.einsum("bk,bkd->bd", torch.softmax(relation / self.temperature, dim=1), parts)]
-        if text.phrases.shape[1] > 0:
+        if keys is not None:
             image_unit = F.normalize(image.global_.float(), dim=-1)
-            relation = torch.einsum("bmd,bd->bm", self._phrase_keys(text), image_unit)
+            relation = torch.einsum("bmd,bd->bm", keys, image_unit)
             weights = masked_softmax(relation / self.temperature, text.phrase_mask, dim=1)
             features.append(torch.einsum("bm,bmd->bd", weights, text.phrases.float()))
         return features
