@@ -27,10 +27,14 @@ _OUTSIDE = -1.0e30  # exponent of a slot past the real ones: drops out of the ma
 
 
 def usable(*tensors: torch.Tensor) -> bool:
-    """Whether the fused kernels may score these tensors: on CUDA, with Triton, where
-    nothing needs a gradient and nothing is being traced, exported or compiled."""
-    if triton is None or not tensors[0].is_cuda:
-        return False
+    """Whether the fused kernels may score these tensors: on CUDA, with Triton, and
+    :func:`plain_scoring`."""
+    return triton is not None and tensors[0].is_cuda and plain_scoring(*tensors)
+
+
+def plain_scoring(*tensors: torch.Tensor) -> bool:
+    """Nothing needs a gradient, and nothing is being traced, exported or compiled (the
+    kernels have no backward and no ONNX or Inductor form)."""
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return False
     return not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())

@@ -57,3 +57,19 @@ def test_fused_kernels_equal_the_eager_pooling_in_the_interpreter():
     done = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout.strip().splitlines()[-1]) < 1e-5
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated")
+def test_the_kernels_are_used_only_for_plain_scoring():
+    import torch
+
+    from mia.core import fused_pool
+
+    leaf = torch.ones(3, requires_grad=True)
+    assert not fused_pool.plain_scoring(leaf)  # training: autograd needs the eager forms
+    with torch.no_grad():
+        assert fused_pool.plain_scoring(leaf)
+        traced = []
+        torch.jit.trace(lambda x: traced.append(fused_pool.plain_scoring(x)) or x, torch.ones(2), check_trace=False)
+        assert traced == [False]  # TorchScript / ONNX export traces the eager forms
+    assert not fused_pool.usable(torch.ones(2))  # a CPU tensor
