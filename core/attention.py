@@ -36,6 +36,23 @@ _NEG = -1.0e4  # log-scale of a padded slot, far below every real exponent
 _FLOOR = -80.0
 
 
+def _autograd_needs(*tensors: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def plain_scoring(*tensors: torch.Tensor) -> bool:
+    """Nothing needs a gradient, and nothing is being traced, exported or compiled: the
+    fused kernels have no backward and no ONNX or Inductor form."""
+    if _autograd_needs(*tensors):
+        return False
+    return not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
+
+
+def fused_scoring(*tensors: torch.Tensor) -> bool:
+    """Whether the pooling runs as ``core.fused_pool``'s kernels: plain scoring on CUDA, with Triton."""
+    return fused_pool.available and tensors[0].is_cuda and plain_scoring(*tensors)
+
+
 def _shifted_exp_(exponent: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """``exp(max(exponent - shift, -80))`` in place: the unnormalised attention weights."""
     return exponent.sub_(shift).clamp_min_(_FLOOR).exp_()
@@ -74,7 +91,7 @@ def stripe_pool(logits: torch.Tensor, cosines: torch.Tensor, log_norm: torch.Ten
     there (a step is bound by kernel launches), unrolled fused multiply-adds over
     ``[..., I]`` rows on the CPU (a 6-long axis reduced per element is slow there).
     """
-    if fused_pool.usable(logits, cosines, log_norm, gram):
+    if fused_scoring(logits, cosines, log_norm, gram):
         return fused_pool.stripe_pool(logits, cosines, log_norm, gram, _FLOOR)
     return (_stripe_pool_batched if logits.is_cuda else _stripe_pool_unrolled)(logits, cosines, log_norm, gram)
 
@@ -115,7 +132,7 @@ def phrase_pool(logits: torch.Tensor, cosines: torch.Tensor, log_norm: torch.Ten
     :func:`phrase_state`.  The phrase axis is dynamic in exported graphs, so this is never
     unrolled: one batched matrix product per query gives ``G^ u`` (one fused kernel for
     all of it when scoring on CUDA)."""
-    if fused_pool.usable(logits, cosines, log_norm, gram):
+    if fused_scoring(logits, cosines, log_norm, gram):
         return fused_pool.phrase_pool(logits, cosines, log_norm, gram, _FLOOR)
     exponent = logits + log_norm.unsqueeze(-1)
     weights = _shifted_exp_(exponent, exponent.detach().amax(1, keepdim=True))
@@ -130,8 +147,7 @@ def _product_over(target: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     misses) than the multiplication itself.  A fresh tensor all the same where autograd
     needs ``target``, or where ``target`` is narrower (a bf16 product under CUDA autocast
     is widened to fp32, not rounded back to bf16)."""
-    needed = torch.is_grad_enabled() and (target.requires_grad or other.requires_grad)
-    if needed or torch.promote_types(target.dtype, other.dtype) != target.dtype:
+    if _autograd_needs(target, other) or torch.promote_types(target.dtype, other.dtype) != target.dtype:
         return target * other
     return target.mul_(other)
 

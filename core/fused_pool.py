@@ -9,7 +9,7 @@ arithmetic as ``_stripe_pool_batched`` and ``phrase_pool`` (shift by the maximum
 at ``e^-80``, the ratio of the weighted cosine sum to the norm ``sqrt(u^T G u)``).
 
 Scoring only: they have no backward, so training (autograd), TorchScript/ONNX tracing and
-``torch.compile`` keep the eager forms (see :func:`usable`).  The tests run both kernels
+``torch.compile`` keep the eager forms (``core.attention.fused_scoring`` decides).  The tests run both kernels
 on the CPU through Triton's interpreter (``TRITON_INTERPRET=1``) against the eager forms.
 """
 
@@ -23,24 +23,26 @@ try:
 except ImportError:  # Triton comes with PyTorch's Linux wheels; without it the eager forms run
     triton = None
 
+available = triton is not None
+
 _OUTSIDE = -1.0e30  # exponent of a slot past the real ones: drops out of the maximum
 
 
-def usable(*tensors: torch.Tensor) -> bool:
-    """Whether the fused kernels may score these tensors: on CUDA, with Triton, and
-    :func:`plain_scoring`."""
-    return triton is not None and tensors[0].is_cuda and plain_scoring(*tensors)
+if available:
 
+    @triton.jit
+    def _pool_weights(exponent, valid, FLOOR: tl.constexpr, OUTSIDE: tl.constexpr):
+        """Unnormalised attention weights over axis 0: shift by the maximum, floor, exp."""
+        exponent = tl.where(valid, exponent, OUTSIDE)
+        shift = tl.max(exponent, axis=0)
+        return tl.where(valid, tl.exp(tl.maximum(exponent - shift[None, :], FLOOR)), 0.0)
 
-def plain_scoring(*tensors: torch.Tensor) -> bool:
-    """Nothing needs a gradient, and nothing is being traced, exported or compiled (the
-    kernels have no backward and no ONNX or Inductor form)."""
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return False
-    return not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
-
-
-if triton is not None:
+    @triton.jit
+    def _pooled_cosine(weights, cosines, mixed):
+        """``sum u c / sqrt(u^T G u)`` per column, given ``mixed = G u``."""
+        numerator = tl.sum(weights * cosines, axis=0)
+        square = tl.sum(weights * mixed, axis=0)
+        return numerator / tl.sqrt(tl.maximum(square, 1e-12))
 
     @triton.jit
     def _stripe_pool_kernel(logit_ptr, cosine_ptr, log_norm_ptr, gram_ptr, out_ptr, items,
@@ -57,17 +59,13 @@ if triton is not None:
         cosines = tl.load(cosine_ptr + row * cosine_row_stride + ks[:, None] * cosine_stripe_stride + cols[None, :],
                           mask=valid, other=0.0).to(tl.float32)
         log_norm = tl.load(log_norm_ptr + ks[:, None] * items + cols[None, :], mask=valid, other=0.0).to(tl.float32)
-        exponent = tl.where(valid, logits + log_norm, OUTSIDE)
-        shift = tl.max(exponent, axis=0)
-        weights = tl.where(valid, tl.exp(tl.maximum(exponent - shift[None, :], FLOOR)), 0.0)
-        numerator = tl.sum(weights * cosines, axis=0)
+        weights = _pool_weights(logits + log_norm, valid, FLOOR, OUTSIDE)
         ls = tl.arange(0, STRIPES_PAD)
         gram_mask = (ks[:, None, None] < STRIPES) & (ls[None, :, None] < STRIPES) & (cols[None, None, :] < items)
         gram = tl.load(gram_ptr + (ks[:, None, None] * STRIPES + ls[None, :, None]) * items + cols[None, None, :],
                        mask=gram_mask, other=0.0).to(tl.float32)
         mixed = tl.sum(gram * weights[None, :, :], axis=1)  # (G u)_k per item
-        square = tl.sum(weights * mixed, axis=0)
-        tl.store(out_ptr + row * items + cols, numerator / tl.sqrt(tl.maximum(square, 1e-12)), mask=cols < items)
+        tl.store(out_ptr + row * items + cols, _pooled_cosine(weights, cosines, mixed), mask=cols < items)
 
     @triton.jit
     def _phrase_pool_kernel(logit_ptr, cosine_ptr, log_norm_ptr, gram_ptr, out_ptr, slots, width,
@@ -84,16 +82,12 @@ if triton is not None:
         cosines = tl.load(cosine_ptr + query * cosine_query_stride + ms[:, None] * cosine_slot_stride + cols[None, :],
                           mask=valid, other=0.0).to(tl.float32)
         log_norm = tl.load(log_norm_ptr + query * slots + ms, mask=ms < slots, other=0.0).to(tl.float32)
-        exponent = tl.where(valid, logits + log_norm[:, None], OUTSIDE)
-        shift = tl.max(exponent, axis=0)
-        weights = tl.where(valid, tl.exp(tl.maximum(exponent - shift[None, :], FLOOR)), 0.0)
-        numerator = tl.sum(weights * cosines, axis=0)
+        weights = _pool_weights(logits + log_norm[:, None], valid, FLOOR, OUTSIDE)
         ns = tl.arange(0, SLOTS_PAD)
         gram = tl.load(gram_ptr + query * slots * slots + ms[:, None] * slots + ns[None, :],
                        mask=(ms[:, None] < slots) & (ns[None, :] < slots), other=0.0).to(tl.float32)
         mixed = tl.dot(gram, weights, input_precision="ieee")  # G u, [M, BLOCK]
-        square = tl.sum(weights * mixed, axis=0)
-        tl.store(out_ptr + query * width + cols, numerator / tl.sqrt(tl.maximum(square, 1e-12)), mask=cols < width)
+        tl.store(out_ptr + query * width + cols, _pooled_cosine(weights, cosines, mixed), mask=cols < width)
 
 
 def _unit_inner_stride(tensor: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,7 @@ CHECK = textwrap.dedent("""
     alignments = [FineAlignment(D), PartAlignment(D).eval()]
     with torch.no_grad():
         expected = [alignment.similarity(text, image) for alignment in alignments]
-        fused_pool.usable = lambda *tensors: True
+        attention.fused_scoring = lambda *tensors: True
         got = [alignment.similarity(text, image) for alignment in alignments]
     worst = max(worst, *((a - b).abs().max().item() for a, b in zip(got, expected)))
     print(worst)
@@ -63,13 +63,13 @@ def test_fused_kernels_equal_the_eager_pooling_in_the_interpreter():
 def test_the_kernels_are_used_only_for_plain_scoring():
     import torch
 
-    from mia.core import fused_pool
+    from mia.core import attention
 
     leaf = torch.ones(3, requires_grad=True)
-    assert not fused_pool.plain_scoring(leaf)  # training: autograd needs the eager forms
+    assert not attention.plain_scoring(leaf)  # training: autograd needs the eager forms
     with torch.no_grad():
-        assert fused_pool.plain_scoring(leaf)
+        assert attention.plain_scoring(leaf)
         traced = []
-        torch.jit.trace(lambda x: traced.append(fused_pool.plain_scoring(x)) or x, torch.ones(2), check_trace=False)
+        torch.jit.trace(lambda x: traced.append(attention.plain_scoring(x)) or x, torch.ones(2), check_trace=False)
         assert traced == [False]  # TorchScript / ONNX export traces the eager forms
-    assert not fused_pool.usable(torch.ones(2))  # a CPU tensor
+    assert not attention.fused_scoring(torch.ones(2))  # a CPU tensor

@@ -57,7 +57,7 @@ def test_onnx_runtime_cuda_provider_when_available(tiny_synth, tmp_path):
 def test_fused_scoring_kernels_on_cuda_match_the_cpu():
     """Scoring on CUDA goes through the Triton kernels of core.fused_pool (compiled here,
     interpreted in CI); every alignment's score must equal the CPU's fp32 one."""
-    from mia.core import fused_pool
+    from mia.core import attention
     from mia.core.features import ImageFeatures, TextFeatures
     from mia.core.model import ModelSpec, create_model
 
@@ -70,6 +70,6 @@ def test_fused_scoring_kernels_on_cuda_match_the_cpu():
     on_cpu = model.similarity(text, image)
     cuda = torch.device("cuda")
     text, image = TextFeatures(*(t.to(cuda) for t in text)), ImageFeatures(*(t.to(cuda) for t in image))
-    assert fused_pool.usable(text.phrases)
+    assert attention.fused_scoring(text.phrases)
     on_gpu = model.to(cuda).similarity(text, image)
     assert torch.allclose(on_gpu.cpu(), on_cpu, atol=1e-4)
