@@ -24,11 +24,17 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_it(function: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
-    """Median seconds per call after ``warmup`` calls (median: robust to a noisy neighbour)."""
-    for _ in range(warmup):
+def time_it(function: Callable[[], object], device: torch.device, warmup: int, repeats: int,
+            warm_seconds: float = 1.0) -> float:
+    """Median seconds per call after ``warmup`` calls (median: robust to a noisy neighbour).
+    On a GPU the warm-up lasts at least ``warm_seconds``: an idle GPU's clocks take a while
+    to rise, and whichever side of a ratio ran first would otherwise pay for it."""
+    warm_until = time.perf_counter() + (warm_seconds if device.type == "cuda" else 0.0)
+    done = 0
+    while done < warmup or time.perf_counter() < warm_until:
         function()
-    synchronize(device)
+        synchronize(device)
+        done += 1
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -2,8 +2,10 @@
 (ResNet-50 by default) with a plain classification loss.
 
 Both run in this process, at the same batch size and precision (bf16 autocast and
-channels_last on CUDA, fp32 on CPU), on random inputs of the real shapes, so the ratio
-isolates what mia adds: the text tower, the stripe head and the alignment losses.
+channels_last on CUDA, fp32 on CPU), on random inputs of the real shapes handed over as the
+loader hands them (uint8 pixels in pinned host memory), so the ratio isolates what mia
+adds: the text tower, the stripe head and the alignment losses.  mia runs the trainer's own
+step (``core.step``), loss read-back included.
 
     python benchmarks/bench_train.py                 # resnet50 384x128 global,part,fine batch 128
     python benchmarks/bench_train.py --quick         # small and fast (CPU smoke run)
@@ -18,8 +20,10 @@ import torch
 import torchvision
 
 from _common import profile_top, report, result_path, time_it
-from mia.core.device import autocast, resolve_device
+from mia.core.config import COMPILE_MODES
+from mia.core.device import autocast, prepare_images, resolve_device
 from mia.core.model import ModelSpec, create_model
+from mia.core.step import TrainingStep
 
 NUM_CLASSES = 11003  # CUHK-PEDES training identities
 
@@ -34,8 +38,7 @@ def parse_args():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--compile", nargs="?", const="default", metavar="MODE",
-                        choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
+    parser.add_argument("--compile", nargs="?", const="default", metavar="MODE", choices=COMPILE_MODES,
                         help="torch.compile the mia model (MODE: default; reduce-overhead replays the "
                              "step as CUDA graphs, which a launch-bound GPU step needs)")
     parser.add_argument("--quick", action="store_true", help="resnet18 at 128x48, batch 16, 3 steps")
@@ -47,7 +50,22 @@ def parse_args():
     return args
 
 
+def host_batch(args, device):
+    """Random uint8 images, tokens, phrases and labels in (pinned) host memory: what the
+    loader hands the step, so the copies to the GPU are timed as in training."""
+    height, width = map(int, args.image_size.split("x"))
+    batch = args.batch_size
+    images = torch.randint(0, 256, (batch, 3, height, width), dtype=torch.uint8)
+    tokens = torch.randint(2, 5000, (batch, args.words))
+    phrases = torch.randint(2, 5000, (batch, 10, 6))
+    phrases[:, 6:] = 0  # six phrases per caption on average in CUHK-style text
+    labels = torch.randint(0, NUM_CLASSES, (batch,))
+    tensors = (images, tokens, phrases, labels)
+    return tuple(t.pin_memory() for t in tensors) if device.type == "cuda" else tensors
+
+
 def mia_step(args, device):
+    """The trainer's own step (``core.step.TrainingStep``), losses read back one step late."""
     height, width = map(int, args.image_size.split("x"))
     spec = ModelSpec(image_encoder=args.image_encoder, alignments=args.align.split(","), image_size=(height, width),
                      vocab_size=5000, num_classes=NUM_CLASSES)
@@ -56,40 +74,24 @@ def mia_step(args, device):
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model, mode=args.compile) if args.compile else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
-    batch = args.batch_size
-    images = torch.randn(batch, 3, height, width, device=device)
-    if device.type == "cuda":
-        images = images.contiguous(memory_format=torch.channels_last)
-    tokens = torch.randint(2, 5000, (batch, args.words), device=device)
-    phrases = torch.randint(2, 5000, (batch, 10, 6), device=device)
-    phrases[:, 6:] = 0  # six phrases per caption on average in CUHK-style text
-    labels = torch.randint(0, NUM_CLASSES, (batch,), device=device)
-
-    def step():
-        with autocast(device):
-            losses = forward(images, tokens, phrases, labels, dict.fromkeys(spec.alignments, 1.0), 0.2, 1.0)
-        loss = torch.stack(list(losses.values())).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step, sum(p.numel() for p in model.parameters())
+    step = TrainingStep(forward, optimizer, device, margin=0.2, id_weight=1.0)
+    batch, weights = host_batch(args, device), dict.fromkeys(spec.alignments, 1.0)
+    return lambda: step(*batch, weights), sum(p.numel() for p in model.parameters())
 
 
-def bare_trunk_step(args, device):
-    height, width = map(int, args.image_size.split("x"))
+def bare_trunk_step(args, device, compile_mode=None):
+    """The same batch through the bare trunk and cross-entropy; no loss is read back."""
     model = getattr(torchvision.models, args.image_encoder)(num_classes=NUM_CLASSES).to(device).train()
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model, mode=compile_mode) if compile_mode else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
-    images = torch.randn(args.batch_size, 3, height, width, device=device)
-    if device.type == "cuda":
-        images = images.contiguous(memory_format=torch.channels_last)
-    labels = torch.randint(0, NUM_CLASSES, (args.batch_size,), device=device)
+    images, _, _, labels = host_batch(args, device)
 
     def step():
         with autocast(device):
-            loss = torch.nn.functional.cross_entropy(model(images), labels)
+            loss = torch.nn.functional.cross_entropy(forward(prepare_images(images, device)),
+                                                     labels.to(device, non_blocking=True))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -97,11 +99,11 @@ def bare_trunk_step(args, device):
     return step, sum(p.numel() for p in model.parameters())
 
 
-def measure(make_step, args, device):
+def measure(make_step, args, device, *options):
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    step, parameters = make_step(args, device)
+    step, parameters = make_step(args, device, *options)
     seconds = time_it(step, device, args.warmup, args.steps)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
     return args.batch_size / seconds, peak, parameters, step
@@ -117,13 +119,19 @@ def main():
     del step
     bare_rate, bare_peak, bare_params, _ = measure(bare_trunk_step, args, device)
     name = f"mia {args.image_encoder}+bigru [{args.align}]"
+    bare = f"bare torchvision {args.image_encoder} + CE"
     rows = [[name, args.image_size, args.batch_size, mia_rate, mia_peak, mia_params / 1e6],
-            [f"bare torchvision {args.image_encoder} + CE", args.image_size, args.batch_size, bare_rate, bare_peak,
-             bare_params / 1e6]]
+            [bare, args.image_size, args.batch_size, bare_rate, bare_peak, bare_params / 1e6]]
+    extra = {f"ratio (mia / bare {args.image_encoder})": round(mia_rate / bare_rate, 3),
+             "precision": "bf16 autocast + channels_last" if device.type == "cuda" else "fp32",
+             "mia step": f"torch.compile(mode={args.compile!r})" if args.compile else "eager"}
+    if args.compile:  # like for like too: the bare trunk under the same compilation
+        compiled_rate, compiled_peak, _, _ = measure(bare_trunk_step, args, device, args.compile)
+        rows.append([f"{bare}, compiled alike", args.image_size, args.batch_size, compiled_rate, compiled_peak,
+                     bare_params / 1e6])
+        extra[f"ratio (mia / bare {args.image_encoder} compiled alike)"] = round(mia_rate / compiled_rate, 3)
     report("bench_train", device, ["model", "input", "batch", "images/s", "peak GPU GiB", "params (M)"], rows,
-           {f"ratio (mia / bare {args.image_encoder})": round(mia_rate / bare_rate, 3),
-            "precision": "bf16 autocast + channels_last" if device.type == "cuda" else "fp32",
-            "mia step": f"torch.compile(mode={args.compile!r})" if args.compile else "eager"}, args.out)
+           extra, args.out)
 
 
 if __name__ == "__main__":

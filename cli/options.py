@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from mia.core.config import TrainConfig
+from mia.core.config import COMPILE_MODES, TrainConfig
 from mia.core.device import DEVICES
 from mia.core.errors import MiaError
 from mia.core.stages import parse_stage_list, parse_weight_items
@@ -67,9 +67,12 @@ TRAIN_OPTIONS = [
     (("--seed",), "seed", dict(type=int, help="random seed (default 0)")),
     (("--device",), "device", dict(type=click.Choice(DEVICES), help="auto (CUDA if present), cpu or cuda")),
     (("--workers",), "workers", dict(type=int, help="data-loading worker processes (default: cores-1, at most 2, on CPU; up to 8 on GPU)")),
-    (("--eval-chunk",), "eval_chunk", dict(type=int, help="queries scored at a time (bounds memory; default 256)")),
+    (("--eval-chunk",), "eval_chunk", dict(type=int, help="queries scored at a time (bounds memory; default 256 on CPU, 1024 on GPU)")),
     (("--stop-after",), "stop_after", dict(type=int, help="stop after this many epochs of the schedule (resume later)")),
     (("--quiet",), "quiet", dict(is_flag=True, default=None, help="no progress bars")),
+    (("--compile",), "compile", dict(type=click.Choice(COMPILE_MODES), help="torch.compile the training step; "
+                                     "reduce-overhead replays it as CUDA graphs (the fast path on a GPU; compiling "
+                                     "takes a minute or two at the start)")),
 ]
 
 

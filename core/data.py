@@ -40,14 +40,18 @@ class TextTable:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def batch(self, indices: Sequence[int] | np.ndarray, trim_slots: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, indices: Sequence[int] | np.ndarray, trim_slots: bool = True,
+              trim: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Token and phrase tensors for ``indices``, trimmed to the longest member.
 
         ``trim_slots=False`` keeps every phrase slot, so batches of query features
-        can be concatenated.
+        can be concatenated; ``trim=False`` keeps the table's full padded shape, the same
+        for every batch (what a compiled, CUDA-graphed step needs).
         """
         tokens = self.tokens[indices]
         phrases = self.phrases[indices]
+        if not trim:
+            return torch.from_numpy(tokens), torch.from_numpy(phrases)
         return torch.from_numpy(_trim_tokens(tokens)), torch.from_numpy(_trim_phrases(phrases, trim_slots))
 
 
@@ -105,9 +109,11 @@ class ImageReader:
 class PairDataset(Dataset):
     """Training items: caption ``n`` with its image; indexed by ``(epoch, n)`` pairs."""
 
-    def __init__(self, records: Sequence[Record], table: TextTable, labels: np.ndarray, reader: ImageReader):
+    def __init__(self, records: Sequence[Record], table: TextTable, labels: np.ndarray, reader: ImageReader,
+                 fixed_shapes: bool = False):
         self.paths = [str(r.image) for r in records]
         self.table, self.labels, self.reader = table, labels, reader
+        self.fixed_shapes = fixed_shapes
 
     def __len__(self) -> int:
         return len(self.table)
@@ -120,7 +126,7 @@ class PairDataset(Dataset):
     def collate(self, batch):
         images = torch.stack([b[0] for b in batch])
         index = np.asarray([b[1] for b in batch], dtype=np.int64)
-        tokens, phrases = self.table.batch(index)
+        tokens, phrases = self.table.batch(index, trim=not self.fixed_shapes)
         labels = torch.from_numpy(self.labels[self.table.record_index[index]])
         return images, tokens, phrases, labels
 

@@ -23,7 +23,7 @@ from mia.core import atomic
 from mia.core.checkpoint import load_checkpoint, save_checkpoint
 from mia.core.config import TrainConfig
 from mia.core.data import EpochSampler, ImageReader, PairDataset, build_text_table, make_loader, person_labels
-from mia.core.device import autocast, prepare_images, resolve_device
+from mia.core.device import resolve_device
 from mia.core.distributed import barrier, init_distributed, local_device, mean_over_ranks
 from mia.core.errors import MiaError
 from mia.core.evaluate import evaluate, prepare_split
@@ -32,6 +32,7 @@ from mia.core.progress import Progress, format_seconds
 from mia.core.phrases import canonical_chunker
 from mia.core.records import load_dataset
 from mia.core.stages import active_at, plan_stages, resolve_weights
+from mia.core.step import TrainingStep
 from mia.core.tokenizer import Vocabulary
 from mia.core.version import VERSION
 
@@ -149,6 +150,9 @@ class Trainer:
             self.train_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True)  # stages leave later alignments unused
+        if config.compile:  # evaluation keeps the plain model: other shapes, no backward
+            self.train_model = torch.compile(self.train_model, mode=config.compile)
+        self.step = TrainingStep(self.train_model, self.optimizer, self.device, config.margin, config.id_weight)
 
     def _build_loader(self, train_records, settings, chunker) -> PairDataset:
         """(image, caption) pairs, sharded by rank, decoded and augmented in workers."""
@@ -156,7 +160,8 @@ class Trainer:
         table = build_text_table(train_records, self.vocab, settings, chunker)
         self.workers = config.resolved_workers(self.device.type == "cuda")
         reader = ImageReader(self.spec.image_size, config.seed, train=True)
-        pairs = PairDataset(train_records, table, self.labels, reader)
+        # a compiled step wants one shape (a CUDA graph is recorded per shape): no trimming
+        pairs = PairDataset(train_records, table, self.labels, reader, fixed_shapes=config.compile is not None)
         if len(pairs) < config.batch_size:
             raise MiaError(f"--batch-size {config.batch_size}: the training split has only {len(pairs)} captions")
         self.sampler = EpochSampler(len(pairs), config.seed, self.context.rank, self.context.world_size)
@@ -216,10 +221,9 @@ class Trainer:
                 step = epoch * self.steps_per_epoch + i
                 for group in self.optimizer.param_groups:
                     group["lr"] = config.lr * lr_factor(step, self.warmup_steps, self.total_steps)
-                losses = self._step(images, tokens, phrases, labels, active)
-                for name, value in losses.items():
-                    totals[name] = totals.get(name, 0.0) + value
-                bar.update(loss=losses["loss"])
+                done = self.step(images, tokens, phrases, labels, self.loss_weights(active))
+                bar.update(**self._tally(done, totals))
+            self._tally(self.step.flush(), totals)
         seconds = time.perf_counter() - started
         images = self.steps_per_epoch * config.batch_size * self.context.world_size
         record = {"epoch": epoch + 1, "alignments": list(active), "lr": self.optimizer.param_groups[0]["lr"],
@@ -231,19 +235,15 @@ class Trainer:
     def loss_weights(self, active) -> dict[str, float]:
         return {name: self.alignment_loss_weights.get(name, 1.0) for name in active}
 
-    def _step(self, images, tokens, phrases, labels, active) -> dict[str, float]:
-        device = self.device
-        with autocast(device):
-            losses = self.train_model(prepare_images(images, device), tokens.to(device, non_blocking=True),
-                                      phrases.to(device, non_blocking=True), labels.to(device, non_blocking=True),
-                                      self.loss_weights(active), self.config.margin, self.config.id_weight)
-        loss = torch.stack(list(losses.values())).sum()
-        if not torch.isfinite(loss):
-            raise MiaError(f"training diverged (loss {loss.item()}); lower --lr (now {self.config.lr})")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return {"loss": loss.item(), **{name: value.item() for name, value in losses.items()}}
+    def _tally(self, losses: dict[str, float] | None, totals: dict[str, float]) -> dict[str, float]:
+        """Add a step's losses (read one step late, see ``core.step``) to the epoch's totals."""
+        if losses is None:
+            return {}
+        if not math.isfinite(losses["loss"]):
+            raise MiaError(f"training diverged (loss {losses['loss']}); lower --lr (now {self.config.lr})")
+        for name, value in losses.items():
+            totals[name] = totals.get(name, 0.0) + value
+        return {"loss": losses["loss"]}
 
     # -- output -------------------------------------------------------------------------
     def _save(self, epoch: int, history: list[dict], best: dict, improved: bool) -> None:
