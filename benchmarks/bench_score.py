@@ -5,7 +5,7 @@ phrase vector times every gallery stripe vector, ``[Q*M, D] x [D, G*K]``.
 Features are random with the real shapes (D=512, K=6 stripes, M=10 phrase slots with six
 used on average), scored through the same ``score_chunks`` that evaluation uses.
 
-    python benchmarks/bench_score.py [--device cuda] [--chunk 256] [--quick]
+    python benchmarks/bench_score.py [--device cuda] [--chunk N] [--quick]
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 
 from _common import profile_top, report, result_path, time_it
+from mia.core import fused_pool
 from mia.core.device import autocast, resolve_device
-from mia.core.evaluate import score_chunks
+from mia.core.evaluate import default_chunk, score_chunks
 from mia.core.features import ImageFeatures, TextFeatures
 from mia.core.model import ModelSpec, create_model
 
@@ -30,7 +31,7 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=6156)
     parser.add_argument("--gallery", type=int, default=3074)
-    parser.add_argument("--chunk", type=int, default=256)
+    parser.add_argument("--chunk", type=int, help="queries per chunk (default: evaluation's, 256 on CPU, 1024 on GPU)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="1,000 x 500, one repeat")
@@ -89,6 +90,7 @@ def main():
     if args.memory_child:
         return memory_child(args)
     device = resolve_device(args.device)
+    args.chunk = args.chunk or default_chunk(device)
     model = scorer(device)
     score = torch.compile(model.score_prepared, dynamic=True) if args.compile else None
     text, image = features(args.queries, args.gallery, device)
@@ -102,6 +104,12 @@ def main():
                                  1, args.repeats)
         peak = (torch.cuda.max_memory_allocated(device) - base) / 2**30 if device.type == "cuda" else float("nan")
         rows.append([label, args.chunk, seconds[label], peak])
+    if device.type == "cuda" and fused_pool.available and not args.compile:  # what the Triton kernels save
+        fused_pool.available = False
+        label = "+".join(ALIGNMENTS) + " (eager pooling, no Triton)"
+        seconds[label] = time_it(lambda: score_chunks(model, text, image, args.chunk, None), device, 1, args.repeats)
+        fused_pool.available = True
+        rows.append([label, args.chunk, seconds[label], float("nan")])
     phrase_rows = text.phrases.reshape(-1, text.phrases.shape[-1])
     stripe_columns = image.parts.reshape(-1, image.parts.shape[-1]).T.contiguous()
 

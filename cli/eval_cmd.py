@@ -20,7 +20,8 @@ from mia.core.records import SPLITS, load_dataset
 @click.option("--data", help="data set spec (default for checkpoints: the one the model was trained on)")
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--eval-chunk", type=int, default=256, show_default=True, help="queries scored at a time")
+@click.option("--eval-chunk", type=click.IntRange(min=1), default=None,
+              help="queries scored at a time (bounds memory; default 256 on CPU, 1024 on GPU)")
 @click.option("--workers", type=int, default=None, help="image-decoding worker processes (torch backend)")
 @click.option("--weights", callback=parse_weights_option,
               help="override the checkpoint's score fusion weights, e.g. part=0 (--backend torch)")

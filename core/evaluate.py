@@ -77,11 +77,19 @@ def encode_queries(model: MiaModel, table: TextTable, device: torch.device, batc
     return TextFeatures(*(torch.cat(parts) for parts in zip(*outputs)))
 
 
+def default_chunk(device: torch.device) -> int:
+    """Queries scored at a time unless ``--eval-chunk`` says otherwise.  On a GPU scoring is
+    bound by kernel launches, a hundred per chunk: on an H200 the 6,156 x 3,074 test split
+    took 44-84 ms in chunks of 256, 29 ms in chunks of 1,024 (0.74 GiB), 27 ms in chunks of
+    4,096 (2.65 GiB).  On the CPU larger chunks only cost memory."""
+    return 1024 if device.type == "cuda" else 256
+
+
 @torch.no_grad()
-def score_chunks(model: MiaModel, text: TextFeatures, image: ImageFeatures, chunk: int = 256,
+def score_chunks(model: MiaModel, text: TextFeatures, image: ImageFeatures, chunk: int | None = None,
                  names=None, score=None) -> torch.Tensor:
-    """Fused ``[Q, G]`` similarity (CPU, fp32), ``chunk`` queries at a time, against a
-    gallery side prepared once (:meth:`MiaModel.prepare_gallery`).
+    """Fused ``[Q, G]`` similarity (CPU, fp32), ``chunk`` queries at a time (default:
+    :func:`default_chunk`), against a gallery side prepared once (:meth:`MiaModel.prepare_gallery`).
 
     On CUDA each chunk's rows are copied into pinned host memory without waiting, so the
     transfer of chunk n overlaps the scoring of chunk n+1 and the GPU never idles on a
@@ -89,6 +97,7 @@ def score_chunks(model: MiaModel, text: TextFeatures, image: ImageFeatures, chun
     """
     score = score or model.score_prepared
     device = image.global_.device
+    chunk = chunk or default_chunk(device)
     gallery = model.prepare_gallery(image, names)
     out = torch.empty(len(text.global_), len(image.global_), pin_memory=device.type == "cuda")
     for start in range(0, len(text.global_), chunk):
@@ -102,7 +111,7 @@ def score_chunks(model: MiaModel, text: TextFeatures, image: ImageFeatures, chun
 
 
 @torch.no_grad()
-def split_similarities(model: MiaModel, split: EvalSplit, device: torch.device, chunk: int = 256,
+def split_similarities(model: MiaModel, split: EvalSplit, device: torch.device, chunk: int | None = None,
                        workers: int = 0, batch_size: int = 128, show_progress: bool = True,
                        context: DistContext = DistContext(), scorings: dict | None = None) -> dict[str, np.ndarray]:
     """``[queries, gallery]`` similarities of ``split``, one per scoring (name -> alignment
@@ -124,7 +133,7 @@ def split_similarities(model: MiaModel, split: EvalSplit, device: torch.device, 
             for key, names in (scorings or {"fused": None}).items()}
 
 
-def evaluate(model: MiaModel, split: EvalSplit, device: torch.device, chunk: int = 256,
+def evaluate(model: MiaModel, split: EvalSplit, device: torch.device, chunk: int | None = None,
              workers: int = 0, batch_size: int = 128, show_progress: bool = True,
              context: DistContext = DistContext()) -> dict[str, float]:
     """R1/R5/R10/mAP/mINP of ``model`` on ``split``."""
@@ -142,7 +151,7 @@ class CheckpointEvaluation:
 
 
 def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: str = "test",
-                        device: str = "auto", chunk: int = 256, workers: int | None = None,
+                        device: str = "auto", chunk: int | None = None, workers: int | None = None,
                         show_progress: bool = True, log=None, components: bool = False,
                         weights: dict[str, float] | None = None) -> CheckpointEvaluation:
     """Load a checkpoint and evaluate it on ``split`` of ``data_spec`` (default: its training data).

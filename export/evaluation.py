@@ -16,7 +16,7 @@ from mia.core.records import Record
 from mia.export.runtime import Retriever
 
 
-def evaluate_retriever(retriever: Retriever, records: Sequence[Record], chunk: int = 256,
+def evaluate_retriever(retriever: Retriever, records: Sequence[Record], chunk: int | None = None,
                        batch_size: int = 64, show_progress: bool = True) -> tuple[dict[str, float], np.ndarray]:
     """R1/R5/R10/mAP/mINP with every caption of ``records`` querying every image, and the
     ``[queries, gallery]`` similarity they come from."""

@@ -165,8 +165,9 @@ class Retriever:
         return {name: np.concatenate([b[name] for b in batches]) for name in batches[0]}
 
     # -- ranking ------------------------------------------------------------------------
-    def score(self, texts: dict[str, np.ndarray], images: EncodedImages, chunk: int = 256) -> np.ndarray:
-        """Fused ``[Q, G]`` similarity, ``chunk`` queries at a time."""
+    def score(self, texts: dict[str, np.ndarray], images: EncodedImages, chunk: int | None = None) -> np.ndarray:
+        """Fused ``[Q, G]`` similarity, ``chunk`` queries at a time (default 256)."""
+        chunk = chunk or 256
         rows = []
         for start in range(0, len(texts["text_global"]), chunk):
             feeds = {**images.arrays, **{name: value[start:start + chunk] for name, value in texts.items()}}
