@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-device=${DEVICE:-auto}
+device=${DEVICE:-$("$python" -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")}
 results=${RESULTS:-benchmarks/results}
 mkdir -p "$results"
 for bench in train loader score infer; do
