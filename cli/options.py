@@ -66,7 +66,7 @@ TRAIN_OPTIONS = [
     (("--max-words",), "max_words", dict(type=int, help="caption length cap in tokens (default 64)")),
     (("--seed",), "seed", dict(type=int, help="random seed (default 0)")),
     (("--device",), "device", dict(type=click.Choice(DEVICES), help="auto (CUDA if present), cpu or cuda")),
-    (("--workers",), "workers", dict(type=int, help="data-loading worker processes (default: cores-1, at most 2, on CPU; up to 8 on GPU)")),
+    (("--workers",), "workers", dict(type=int, help="data-loading worker processes (default: cores-1, at most 2 on CPU, at most 16 on GPU)")),
     (("--eval-chunk",), "eval_chunk", dict(type=int, help="queries scored at a time (bounds memory; default 256 on CPU, 1024 on GPU)")),
     (("--stop-after",), "stop_after", dict(type=int, help="stop after this many epochs of the schedule (resume later)")),
     (("--quiet",), "quiet", dict(is_flag=True, default=None, help="no progress bars")),

@@ -70,6 +70,7 @@ class TrainConfig(DictRoundTrip):
             ("min-word-freq", self.min_word_freq >= 1, "at least 1"),
             ("max-phrases", self.max_phrases >= 1, "at least 1"),
             ("phrase-words", self.phrase_words >= 1, "at least 1"),
+            ("compile", self.compile in (None, *COMPILE_MODES), f"one of {', '.join(COMPILE_MODES)}"),
         ]
         for option, ok, expected in checks:
             if not ok:

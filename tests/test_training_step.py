@@ -124,3 +124,11 @@ def test_train_compile_option_compiles_the_step_and_keeps_batch_shapes_fixed(tin
     resumed = run("train", "--data", tiny_synth, "--out", tmp_path / "run", *TINY, "--epochs", 2,
                   "--align", "global,part,fine", "--resume")  # compiling or not never blocks a resume
     assert resumed.exit_code == 0, resumed.output
+
+
+def test_an_unknown_compile_mode_is_a_one_line_error():
+    from mia.core.config import TrainConfig
+    from mia.core.errors import MiaError
+
+    with pytest.raises(MiaError, match=r"^--compile: expected one of default, reduce-overhead"):
+        TrainConfig(compile="fast").validate()
