@@ -105,10 +105,13 @@ def main():
         peak = (torch.cuda.max_memory_allocated(device) - base) / 2**30 if device.type == "cuda" else float("nan")
         rows.append([label, args.chunk, seconds[label], peak])
     if device.type == "cuda" and fused_pool.available and not args.compile:  # what the Triton kernels save
-        fused_pool.available = False
         label = "+".join(ALIGNMENTS) + " (eager pooling, no Triton)"
-        seconds[label] = time_it(lambda: score_chunks(model, text, image, args.chunk, None), device, 1, args.repeats)
-        fused_pool.available = True
+        fused_pool.available = False
+        try:
+            seconds[label] = time_it(lambda: score_chunks(model, text, image, args.chunk, None), device, 1,
+                                     args.repeats)
+        finally:
+            fused_pool.available = True
         rows.append([label, args.chunk, seconds[label], float("nan")])
     phrase_rows = text.phrases.reshape(-1, text.phrases.shape[-1])
     stripe_columns = image.parts.reshape(-1, image.parts.shape[-1]).T.contiguous()
