@@ -38,6 +38,12 @@ if available:
         return tl.where(valid, tl.exp(tl.maximum(exponent - shift[None, :], FLOOR)), 0.0)
 
     @triton.jit
+    def _load_pairs(pointer, outer, outer_stride, index, index_stride, cols, valid):
+        """The ``[slots, BLOCK]`` tile of a pair tensor at row ``outer``, as fp32."""
+        offsets = outer * outer_stride + index[:, None] * index_stride + cols[None, :]
+        return tl.load(pointer + offsets, mask=valid, other=0.0).to(tl.float32)
+
+    @triton.jit
     def _pooled_cosine(weights, cosines, mixed):
         """``sum u c / sqrt(u^T G u)`` per column, given ``mixed = G u``."""
         numerator = tl.sum(weights * cosines, axis=0)
@@ -54,10 +60,8 @@ if available:
         cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
         ks = tl.arange(0, STRIPES_PAD)
         valid = (ks[:, None] < STRIPES) & (cols[None, :] < items)
-        logits = tl.load(logit_ptr + row * logit_row_stride + ks[:, None] * logit_stripe_stride + cols[None, :],
-                         mask=valid, other=0.0).to(tl.float32)
-        cosines = tl.load(cosine_ptr + row * cosine_row_stride + ks[:, None] * cosine_stripe_stride + cols[None, :],
-                          mask=valid, other=0.0).to(tl.float32)
+        logits = _load_pairs(logit_ptr, row, logit_row_stride, ks, logit_stripe_stride, cols, valid)
+        cosines = _load_pairs(cosine_ptr, row, cosine_row_stride, ks, cosine_stripe_stride, cols, valid)
         log_norm = tl.load(log_norm_ptr + ks[:, None] * items + cols[None, :], mask=valid, other=0.0).to(tl.float32)
         weights = _pool_weights(logits + log_norm, valid, FLOOR, OUTSIDE)
         ls = tl.arange(0, STRIPES_PAD)
@@ -77,10 +81,8 @@ if available:
         cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
         ms = tl.arange(0, SLOTS_PAD)
         valid = (ms[:, None] < slots) & (cols[None, :] < width)
-        logits = tl.load(logit_ptr + query * logit_query_stride + ms[:, None] * logit_slot_stride + cols[None, :],
-                         mask=valid, other=0.0).to(tl.float32)
-        cosines = tl.load(cosine_ptr + query * cosine_query_stride + ms[:, None] * cosine_slot_stride + cols[None, :],
-                          mask=valid, other=0.0).to(tl.float32)
+        logits = _load_pairs(logit_ptr, query, logit_query_stride, ms, logit_slot_stride, cols, valid)
+        cosines = _load_pairs(cosine_ptr, query, cosine_query_stride, ms, cosine_slot_stride, cols, valid)
         log_norm = tl.load(log_norm_ptr + query * slots + ms, mask=ms < slots, other=0.0).to(tl.float32)
         weights = _pool_weights(logits + log_norm[:, None], valid, FLOOR, OUTSIDE)
         ns = tl.arange(0, SLOTS_PAD)
