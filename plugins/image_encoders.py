@@ -35,6 +35,15 @@ def _stripe_weights(rows: int, parts: int) -> tuple[tuple[float, ...], ...]:
     return tuple(tuple(row) for row in table)
 
 
+@functools.lru_cache(maxsize=32)
+def _stripe_pool(rows: int, parts: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """:func:`_stripe_weights` as a tensor on ``device``, made once: building it is a
+    blocking host-to-device copy, which in every eager step on a GPU would hold the CPU
+    until the GPU had caught up, so no kernel launch could run ahead.  Traced graphs record
+    it as one constant; compiled ones trace through the cache and build it in the graph."""
+    return torch.tensor(_stripe_weights(rows, parts), device=device, dtype=dtype)
+
+
 class StripeEncoder(nn.Module):
     """CNN trunk -> (global ``[B, D]``, stripes ``[B, K, D]``)."""
 
@@ -45,27 +54,13 @@ class StripeEncoder(nn.Module):
         self.global_head = nn.Sequential(nn.Linear(channels, embed_dim), nn.BatchNorm1d(embed_dim))
         self.part_head = nn.Linear(channels, embed_dim)
         self.part_norm = nn.BatchNorm1d(embed_dim)
-        self._pools: dict[tuple, torch.Tensor] = {}
-
-    def _stripe_pool(self, rows: int, like: torch.Tensor) -> torch.Tensor:
-        """The ``[rows, K]`` averaging matrix on ``like``'s device, kept once made: building it
-        is a blocking host-to-device copy, which in every eager step on a GPU would hold the
-        CPU until the GPU had caught up, so no kernel launch could run ahead.  Traced or
-        compiled graphs build it in place (it becomes a constant of the graph)."""
-        in_graph = torch.jit.is_tracing() or torch.compiler.is_compiling()
-        key = (rows, like.device, like.dtype)
-        pool = None if in_graph else self._pools.get(key)
-        if pool is None:
-            pool = torch.tensor(_stripe_weights(rows, self.num_parts), device=like.device, dtype=like.dtype)
-            if not in_graph:
-                self._pools[key] = pool
-        return pool
 
     def forward(self, images: torch.Tensor):
         feature_map = self.trunk(images)  # [B, C, H, W]
         rows = feature_map.mean(dim=3)  # [B, C, H]
         global_ = self.global_head(rows.mean(dim=2))
-        stripes = torch.matmul(rows, self._stripe_pool(int(rows.shape[2]), rows)).transpose(1, 2)  # [B, K, C]
+        pool = _stripe_pool(int(rows.shape[2]), self.num_parts, rows.device, rows.dtype)
+        stripes = torch.matmul(rows, pool).transpose(1, 2)  # [B, K, C]
         parts = self.part_norm(self.part_head(stripes).transpose(1, 2)).transpose(1, 2)
         return global_, parts
 
