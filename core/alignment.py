@@ -52,6 +52,22 @@ class Alignment(nn.Module, abc.ABC):
         return self.similarity(text, image), self.identity_features(text, image)
 
 
+class PreparedAlignment(Alignment):
+    """An alignment written as :meth:`prepare_gallery` + :meth:`score_prepared` (a gallery
+    side worth computing once per gallery); :meth:`similarity` is the two in a row."""
+
+    def similarity(self, text: TextFeatures, image: ImageFeatures) -> torch.Tensor:
+        return self.score_prepared(text, self.prepare_gallery(image))
+
+    @abc.abstractmethod
+    def prepare_gallery(self, image: ImageFeatures) -> tuple[torch.Tensor, ...]:
+        """See :meth:`Alignment.prepare_gallery`."""
+
+    @abc.abstractmethod
+    def score_prepared(self, text: TextFeatures, gallery: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """See :meth:`Alignment.score_prepared`."""
+
+
 def ranking_loss(similarity: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
     """Bidirectional hinge loss with the hardest in-batch negative (VSE++ style).
 

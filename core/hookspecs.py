@@ -37,7 +37,8 @@ def register_alignments(register):
     ``factory(embed_dim) -> mia.core.alignment.Alignment`` (an ``nn.Module`` that scores
     every text against every image and names its identity-loss features).  Evaluation
     scores many query chunks against one gallery: an alignment whose gallery side costs
-    work may also override ``prepare_gallery`` / ``score_prepared`` to do it once.
+    work may also override ``prepare_gallery`` / ``score_prepared`` to do it once
+    (``mia.core.alignment.PreparedAlignment`` then derives ``similarity`` from them).
     """
 
 

@@ -13,12 +13,12 @@ import math
 import torch
 from torch import nn
 
-from mia.core.alignment import Alignment
+from mia.core.alignment import PreparedAlignment
 from mia.core.attention import masked_mean, phrase_pool, phrase_state, stripe_pool, stripe_state
 from mia.core.features import ImageFeatures, TextFeatures
 
 
-class FineAlignment(Alignment):
+class FineAlignment(PreparedAlignment):
     uses_phrases = True
     uses_parts = True
 
@@ -29,9 +29,6 @@ class FineAlignment(Alignment):
     @property
     def temperature(self) -> torch.Tensor:
         return self.log_temperature.exp().clamp(0.01, 1.0)
-
-    def similarity(self, text: TextFeatures, image: ImageFeatures) -> torch.Tensor:
-        return self.score_prepared(text, self.prepare_gallery(image))
 
     def prepare_gallery(self, image: ImageFeatures) -> tuple[torch.Tensor, ...]:
         return stripe_state(image.parts)

@@ -5,16 +5,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mia.core.alignment import Alignment
+from mia.core.alignment import PreparedAlignment
 from mia.core.features import ImageFeatures, TextFeatures
 
 
-class GlobalAlignment(Alignment):
+class GlobalAlignment(PreparedAlignment):
     def __init__(self, embed_dim: int):
         super().__init__()
-
-    def similarity(self, text: TextFeatures, image: ImageFeatures) -> torch.Tensor:
-        return self.score_prepared(text, self.prepare_gallery(image))
 
     def prepare_gallery(self, image: ImageFeatures) -> tuple[torch.Tensor, ...]:
         return (F.normalize(image.global_, dim=-1).T,)

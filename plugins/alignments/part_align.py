@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mia.core.alignment import Alignment
+from mia.core.alignment import PreparedAlignment
 from mia.core.attention import masked_softmax, phrase_pool, phrase_state, stripe_pool, stripe_state
 from mia.core.features import ImageFeatures, TextFeatures
 
@@ -33,7 +33,7 @@ def _relation_mlp(embed_dim: int) -> nn.Module:
     return nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, embed_dim))
 
 
-class PartAlignment(Alignment):
+class PartAlignment(PreparedAlignment):
     uses_phrases = True
     uses_parts = True
 
@@ -60,9 +60,6 @@ class PartAlignment(Alignment):
         scoring and the identity features share."""
         keys = self._phrase_keys(text) if text.phrases.shape[1] > 0 else None
         return self._guide(text), keys
-
-    def similarity(self, text: TextFeatures, image: ImageFeatures) -> torch.Tensor:
-        return self.score_prepared(text, self.prepare_gallery(image))
 
     def training_outputs(self, text: TextFeatures, image: ImageFeatures) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Both from one run of the relation MLPs."""
