@@ -19,6 +19,7 @@ from mia.core.errors import MiaError
 from mia.core.evaluate import evaluate_checkpoint
 from mia.core.metrics import METRIC_NAMES
 from mia.core.model import canonical_alignments
+from mia.core.outputs import check_ablation_dir
 from mia.core.plots import grouped_bar_chart
 from mia.core.records import load_dataset
 from mia.core.train import train
@@ -52,8 +53,9 @@ def run_ablation(base: TrainConfig, combos: list[list[str]], seeds: list[int], o
     settings = _settings(base, combos, seeds)
     results_path = out / "ablation.json"
     state = {"settings": settings, "runs": []}
+    check_ablation_dir(out)
     if results_path.exists():
-        state = json.loads(results_path.read_text())
+        state = _read_state(results_path)
         if state["settings"] != settings:
             raise MiaError(f"--out {out} holds an ablation with other settings; choose another --out")
     done = {(r["combination"], r["seed"]) for r in state["runs"]}
@@ -83,6 +85,18 @@ def run_ablation(base: TrainConfig, combos: list[list[str]], seeds: list[int], o
         atomic.write_text(results_path, json.dumps(state, indent=2))
         write_reports(state, out)
     write_reports(state, out)
+    return state
+
+
+def _read_state(path: Path) -> dict:
+    """A saved ablation, or one line saying why it cannot be resumed."""
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MiaError(f"{path}: not a readable ablation state ({exc}); choose another --out") from None
+    if not (isinstance(state, dict) and isinstance(state.get("settings"), dict) and isinstance(state.get("runs"), list)
+            and all(isinstance(r, dict) and {"combination", "seed"} <= set(r) for r in state["runs"])):
+        raise MiaError(f"{path}: not a mia ablation state (expected settings and runs); choose another --out")
     return state
 
 

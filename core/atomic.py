@@ -35,7 +35,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path.chmod(0o666 & ~_UMASK)  # mkstemp makes 0600; the result is an ordinary user file
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as exc:  # name the file the user asked for, not our temporary one
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
     finally:
         tmp_path.unlink(missing_ok=True)
 

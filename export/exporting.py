@@ -20,6 +20,7 @@ from mia.core import atomic
 from mia.core.checkpoint import load_checkpoint, model_from_checkpoint
 from mia.core.errors import MiaError
 from mia.core.evaluate import evaluate_checkpoint
+from mia.core.outputs import check_export_dir
 from mia.core.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from mia.core.records import load_dataset
 from mia.core.version import VERSION
@@ -40,14 +41,13 @@ def export_model(checkpoint: str | Path, out: str | Path, backend: str = "onnx",
                  exporter: str = "dynamo", check_data: str | None = None, force: bool = False,
                  device: str = "auto", log=print) -> dict:
     """Export ``checkpoint`` to ``out``; returns the manifest (with its verification)."""
+    out = Path(out)
+    check_export_dir(out, force, inputs=[checkpoint, check_data])
     payload = load_checkpoint(checkpoint)
     model, vocab = model_from_checkpoint(payload, checkpoint)
     graphs, ios = build_graphs(model), graph_io(model)
     example = example_inputs(model, batch=2, words=7, phrases=3)
     suffix = BACKENDS[backend]
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise MiaError(f"--out {out} exists and is not empty; pass --force to replace it")
     with atomic.atomic_directory(out, replace=True) as tmp:
         signatures = {}
         for name, graph in graphs.items():

@@ -21,6 +21,8 @@ from urllib.parse import quote
 import numpy as np
 
 from mia.core import atomic
+from mia.core.display import displayable
+from mia.core.outputs import PAGE_GENERATOR
 from mia.core.preprocess import load_rgb
 
 THUMB_HEIGHT = 256
@@ -41,7 +43,7 @@ table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 4
 
 
 def _page(title: str, body: str) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{PAGE_GENERATOR}<title>{escape(displayable(title))}</title>'
             f"<style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
 
 
@@ -49,7 +51,7 @@ def _tile(src: str, rank: int, score: float, path: str, correct: bool | None = N
     """One ranked image; ``correct`` (None: unknown) adds the green/red marking."""
     kind, mark = {True: (" hit", "&#10003; "), False: (" miss", "&#10007; "), None: ("", "")}[correct]
     return (f'<figure class="tile{kind}"><img src="{escape(src)}" alt="rank {rank}" loading="lazy">'
-            f'<figcaption><span class="mark">{mark}</span>#{rank} &middot; {score:.4f}<br>{escape(path)}'
+            f'<figcaption><span class="mark">{mark}</span>#{rank} &middot; {score:.4f}<br>{escape(displayable(path))}'
             f"</figcaption></figure>")
 
 
@@ -66,13 +68,14 @@ def search_page(out_path: str | Path, query: str, results: Sequence[tuple[Path, 
     """The query and its ranked images, thumbnails embedded (the page travels alone)."""
     tiles = "".join(_tile(thumbnail_data_uri(path), rank, score, str(path))
                     for rank, (path, score) in enumerate(results, start=1))
-    body = (f"<h1>mia search</h1><p class=\"meta\">model {escape(model_name)} &middot; top {len(results)}</p>"
+    body = (f"<h1>mia search</h1><p class=\"meta\">model {escape(displayable(model_name))} &middot; top {len(results)}</p>"
             f'<p class="caption query">{escape(query)}</p><div class="row">{tiles}</div>')
     atomic.write_text(out_path, _page(f"mia search: {query}", body))
 
 
 def _relative_url(path: str | Path, base: Path) -> str:
-    return quote(Path(os.path.relpath(os.path.abspath(path), base)).as_posix())
+    """The file's own bytes, percent-encoded: a name that is not UTF-8 still links to it."""
+    return quote(os.fsencode(Path(os.path.relpath(os.path.abspath(path), base)).as_posix()))
 
 
 def _metrics_table(metrics: dict) -> str:
@@ -102,7 +105,7 @@ def evaluation_page(out_path: str | Path, title: str, metrics: dict, queries: Se
         sections.append(f'<section class="query"><p class="caption">#{q} &middot; person {escape(str(pid))}: '
                         f'{escape(caption)}</p><div class="row">{tiles}</div></section>')
     shown = "failures (top-1 wrong)" if failures_only else "queries"
-    body = (f"<h1>{escape(title)}</h1>{_metrics_table(metrics)}"
+    body = (f"<h1>{escape(displayable(title))}</h1>{_metrics_table(metrics)}"
             f'<p class="meta">{len(sections)} of {len(queries)} {shown}</p>{"".join(sections)}')
     atomic.write_text(out_path, _page(title, body))
     return len(sections)
