@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import click
 
-from mia.cli.options import config_from, explicit_options, parse_list, train_options
+from mia.cli.options import config_from, explicit_options, train_options
+from mia.cli.params import parse_list, parse_seeds
 from mia.core.ablation import markdown_table, run_ablation
 from mia.core.errors import MiaError
-
-
-def parse_seeds(ctx, param, value):
-    try:
-        return [int(s) for s in value.split(",") if s.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers such as 0,1,2, got {value!r}") from None
 
 
 @click.command(name="ablate")
@@ -26,8 +20,6 @@ def parse_seeds(ctx, param, value):
 def ablate_command(ctx, combinations, seeds, out, **options):
     """Train and evaluate every alignment combination with the same budget; report mean ± std."""
     combos = [parse_list(ctx, None, c) for c in combinations]
-    if not seeds:
-        raise MiaError("--seeds: give at least one seed")
     base = config_from(None, {**explicit_options(ctx, options), "out": out})
     base.validate()
     try:

@@ -6,7 +6,9 @@ import os
 
 import click
 
+from mia.cli.params import COUNT, NON_NEGATIVE_INT, Number
 from mia.core.errors import MiaError
+from mia.core.outputs import check_new_dir
 from mia.core.progress import Progress
 from mia.core.records import SPLITS, load_dataset
 from mia.plugins.datasets.synthpedes import SynthConfig, generate_synthpedes
@@ -19,12 +21,13 @@ def data():
 
 @data.command(name="synth")
 @click.option("--out", required=True, help="directory to create (must not exist or be empty)")
-@click.option("--ids", type=int, default=SynthConfig.ids, show_default=True, help="identities")
-@click.option("--images-per-id", type=int, default=SynthConfig.images_per_id, show_default=True)
-@click.option("--seed", type=int, default=SynthConfig.seed, show_default=True)
-@click.option("--height", type=int, default=SynthConfig.height, show_default=True, help="nominal crop height")
+@click.option("--ids", type=Number(int, minimum=3), default=SynthConfig.ids, show_default=True, help="identities")
+@click.option("--images-per-id", type=COUNT, default=SynthConfig.images_per_id, show_default=True)
+@click.option("--seed", type=NON_NEGATIVE_INT, default=SynthConfig.seed, show_default=True)
+@click.option("--height", type=Number(int, minimum=32), default=SynthConfig.height, show_default=True, help="nominal crop height")
 def synth(out, ids, images_per_id, seed, height):
     """Generate a synthpedes data set in CUHK-PEDES format (imgs/ + reid_raw.json)."""
+    check_new_dir("--out", out)
     try:
         config = SynthConfig(ids=ids, images_per_id=images_per_id, seed=seed, height=height)
         with Progress(ids * images_per_id, "synthpedes", unit="img") as bar:

@@ -6,9 +6,10 @@ import json
 
 import click
 
-from mia.cli.options import parse_weights_option
+from mia.cli.params import COUNT, NON_NEGATIVE_INT, parse_weights_option
 from mia.core.device import DEVICES
 from mia.core.errors import MiaError
+from mia.core.outputs import check_page_path
 from mia.core.metrics import chance_r1, format_metrics_table, top_k
 from mia.core.records import SPLITS, load_dataset
 
@@ -20,9 +21,9 @@ from mia.core.records import SPLITS, load_dataset
 @click.option("--data", help="data set spec (default for checkpoints: the one the model was trained on)")
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--eval-chunk", type=click.IntRange(min=1), default=None,
+@click.option("--eval-chunk", type=COUNT, default=None,
               help="queries scored at a time (bounds memory; default 256 on CPU, 1024 on GPU)")
-@click.option("--workers", type=int, default=None, help="image-decoding worker processes (torch backend)")
+@click.option("--workers", type=NON_NEGATIVE_INT, default=None, help="image-decoding worker processes (torch backend)")
 @click.option("--weights", callback=parse_weights_option,
               help="override the checkpoint's score fusion weights, e.g. part=0 (--backend torch)")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
@@ -32,6 +33,8 @@ def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_
                  html_path, failures_only):
     """Evaluate with the standard protocol (every caption queries every image)."""
     log = lambda m: click.echo(m, err=True)  # noqa: E731
+    if html_path:
+        check_page_path("--html", html_path)
     if backend == "torch":
         if not checkpoint_path:
             raise MiaError("--backend torch needs --checkpoint PATH (or use --backend onnx --model DIR)")

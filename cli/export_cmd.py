@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from mia.cli.params import Number
 from mia.core.device import DEVICES
 
 
@@ -36,7 +37,8 @@ def export():
 
 @export.command(name="onnx")
 @_common
-@click.option("--opset", type=int, default=18, show_default=True)
+@click.option("--opset", type=Number(int, minimum=13, maximum=23), default=18, show_default=True,
+              help="ONNX opset version")
 @click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True,
               help="torch.onnx exporter: dynamo (torch.export) or the older TorchScript-based one")
 def export_onnx(checkpoint, out, check_data, device, force, opset, exporter):

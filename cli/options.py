@@ -6,38 +6,11 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
+from mia.cli.params import (COUNT, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, Number, parse_image_size,
+                            parse_weights_option)
 from mia.core.config import COMPILE_MODES, TrainConfig
 from mia.core.device import DEVICES
-from mia.core.errors import MiaError
-from mia.core.stages import parse_stage_list, parse_weight_items
-
-
-def parse_image_size(ctx, param, value):
-    if value is None or isinstance(value, tuple):
-        return value
-    try:
-        height, width = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"expected HEIGHTxWIDTH such as 384x128, got {value!r}") from None
-    return height, width
-
-
-def parse_list(ctx, param, value):
-    if value is None:
-        return None
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise click.BadParameter("expected a comma-separated list such as global,part")
-    return items
-
-
-def parse_weights_option(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return parse_weight_items(value)
-    except MiaError as exc:
-        raise click.BadParameter(str(exc)) from None
+from mia.core.stages import parse_stage_list
 
 
 #: (option declaration, TrainConfig field, click keyword arguments); --align is per command
@@ -47,28 +20,28 @@ TRAIN_OPTIONS = [
     (("--weights",), "weights", dict(callback=parse_weights_option, help="score fusion weights, e.g. global=1,part=0.5,fine=0.5 (default 1 each)")),
     (("--loss-weights",), "loss_weights", dict(callback=parse_weights_option, help="per-alignment training loss weights, e.g. global=1,fine=0.5 (default 1 each)")),
     (("--chunker",), "chunker", dict(help="noun-phrase chunker: rules (default) or spacy:PIPELINE")),
-    (("--max-phrases",), "max_phrases", dict(type=int, help="noun phrases kept per caption (default 10)")),
-    (("--phrase-words",), "phrase_words", dict(type=int, help="words kept per phrase (default 6)")),
+    (("--max-phrases",), "max_phrases", dict(type=COUNT, help="noun phrases kept per caption (default 10)")),
+    (("--phrase-words",), "phrase_words", dict(type=COUNT, help="words kept per phrase (default 6)")),
     (("--image-encoder",), "image_encoder", dict(help="registered image encoder (mia list image-encoder)")),
     (("--text-encoder",), "text_encoder", dict(help="registered text encoder")),
     (("--image-weights",), "image_weights", dict(help="local torchvision state dict for the image trunk")),
     (("--image-size",), "image_size", dict(callback=parse_image_size, help="HEIGHTxWIDTH (default 384x128)")),
-    (("--num-parts",), "num_parts", dict(type=int, help="horizontal image stripes K (default 6)")),
-    (("--embed-dim",), "embed_dim", dict(type=int, help="joint embedding size (default 512)")),
-    (("--epochs",), "epochs", dict(type=int, help="training epochs (default 10)")),
-    (("--batch-size",), "batch_size", dict(type=int, help="pairs per batch (default 64)")),
-    (("--lr",), "lr", dict(type=float, help="peak learning rate of AdamW (default 1e-3)")),
-    (("--weight-decay",), "weight_decay", dict(type=float, help="AdamW weight decay (default 1e-4)")),
-    (("--warmup-epochs",), "warmup_epochs", dict(type=float, help="linear warm-up length (default 1)")),
-    (("--margin",), "margin", dict(type=float, help="ranking-loss margin (default 0.2)")),
-    (("--id-weight",), "id_weight", dict(type=float, help="identity-loss weight (default 1)")),
-    (("--min-word-freq",), "min_word_freq", dict(type=int, help="vocabulary: minimum count in train captions (default 2)")),
-    (("--max-words",), "max_words", dict(type=int, help="caption length cap in tokens (default 64)")),
-    (("--seed",), "seed", dict(type=int, help="random seed (default 0)")),
+    (("--num-parts",), "num_parts", dict(type=COUNT, help="horizontal image stripes K (default 6)")),
+    (("--embed-dim",), "embed_dim", dict(type=COUNT, help="joint embedding size (default 512)")),
+    (("--epochs",), "epochs", dict(type=COUNT, help="training epochs (default 10)")),
+    (("--batch-size",), "batch_size", dict(type=Number(int, minimum=2), help="pairs per batch (default 64)")),
+    (("--lr",), "lr", dict(type=POSITIVE, help="peak learning rate of AdamW (default 1e-3)")),
+    (("--weight-decay",), "weight_decay", dict(type=NON_NEGATIVE, help="AdamW weight decay (default 1e-4)")),
+    (("--warmup-epochs",), "warmup_epochs", dict(type=NON_NEGATIVE, help="linear warm-up length (default 1)")),
+    (("--margin",), "margin", dict(type=NON_NEGATIVE, help="ranking-loss margin (default 0.2)")),
+    (("--id-weight",), "id_weight", dict(type=NON_NEGATIVE, help="identity-loss weight (default 1)")),
+    (("--min-word-freq",), "min_word_freq", dict(type=COUNT, help="vocabulary: minimum count in train captions (default 2)")),
+    (("--max-words",), "max_words", dict(type=COUNT, help="caption length cap in tokens (default 64)")),
+    (("--seed",), "seed", dict(type=NON_NEGATIVE_INT, help="random seed (default 0)")),
     (("--device",), "device", dict(type=click.Choice(DEVICES), help="auto (CUDA if present), cpu or cuda")),
-    (("--workers",), "workers", dict(type=int, help="data-loading worker processes (default: cores-1, at most 2 on CPU, at most 16 on GPU)")),
-    (("--eval-chunk",), "eval_chunk", dict(type=int, help="queries scored at a time (bounds memory; default 256 on CPU, 1024 on GPU)")),
-    (("--stop-after",), "stop_after", dict(type=int, help="stop after this many epochs of the schedule (resume later)")),
+    (("--workers",), "workers", dict(type=NON_NEGATIVE_INT, help="data-loading worker processes (default: cores-1, at most 2 on CPU, at most 16 on GPU)")),
+    (("--eval-chunk",), "eval_chunk", dict(type=COUNT, help="queries scored at a time (bounds memory; default 256 on CPU, 1024 on GPU)")),
+    (("--stop-after",), "stop_after", dict(type=COUNT, help="stop after this many epochs of the schedule (resume later)")),
     (("--quiet",), "quiet", dict(is_flag=True, default=None, help="no progress bars")),
     (("--compile",), "compile", dict(type=click.Choice(COMPILE_MODES), help="torch.compile the training step; "
                                      "reduce-overhead replays it as CUDA graphs (the fast path on a GPU; compiling "

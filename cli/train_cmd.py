@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from mia.cli.options import config_from, explicit_options, parse_list, train_options
+from mia.cli.options import config_from, explicit_options, train_options
+from mia.cli.params import parse_list
 from mia.core.checkpoint import load_checkpoint
 from mia.core.config import TrainConfig
 from mia.core.errors import MiaError
@@ -24,7 +25,7 @@ def train_command(ctx, align, out, resume, **options):
     if align is not None:
         given["align"] = align
     given["out"] = out
-    base = TrainConfig.from_dict(load_checkpoint(f"{out}/last.pt")["config"]) if resume else None
+    base = TrainConfig.from_dict(load_checkpoint(f"{out}/last.pt", resumable=True)["config"]) if resume else None
     config = config_from(base, given)
     try:
         result = train(config, resume=resume)

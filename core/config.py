@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -59,15 +60,28 @@ class TrainConfig(DictRoundTrip):
         return min(16, max(cores - 1, 1)) if on_cuda else min(2, max(cores - 1, 0))
 
     def validate(self) -> None:
+        """The same bounds the command line enforces, for Python callers and resumed configs."""
+        finite = all(math.isfinite(v) for v in (self.lr, self.weight_decay, self.warmup_epochs, self.margin,
+                                                   self.id_weight, *self.weights.values(), *self.loss_weights.values()))
         checks = [
             ("epochs", self.epochs >= 1, "at least 1"),
             ("batch-size", self.batch_size >= 2, "at least 2 (the ranking loss needs negatives)"),
-            ("lr", self.lr > 0, "positive"),
+            ("lr", math.isfinite(self.lr) and self.lr > 0, "a finite number > 0"),
+            ("weight-decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0, "a finite number >= 0"),
+            ("warmup-epochs", math.isfinite(self.warmup_epochs) and self.warmup_epochs >= 0, "a finite number >= 0"),
+            ("margin", math.isfinite(self.margin) and self.margin >= 0, "a finite number >= 0"),
+            ("id-weight", math.isfinite(self.id_weight) and self.id_weight >= 0, "a finite number >= 0"),
+            ("weights", finite and min(self.weights.values(), default=0) >= 0, "finite weights >= 0"),
+            ("loss-weights", finite and min(self.loss_weights.values(), default=0) >= 0, "finite weights >= 0"),
             ("num-parts", self.num_parts >= 1, "at least 1"),
             ("embed-dim", self.embed_dim >= 1, "at least 1"),
             ("image-size", min(self.image_size) >= 32, "at least 32x32"),
             ("eval-chunk", self.eval_chunk is None or self.eval_chunk >= 1, "at least 1"),
+            ("workers", self.workers is None or self.workers >= 0, "at least 0"),
+            ("stop-after", self.stop_after is None or self.stop_after >= 1, "at least 1"),
+            ("seed", self.seed >= 0, "at least 0"),
             ("min-word-freq", self.min_word_freq >= 1, "at least 1"),
+            ("max-words", self.max_words >= 1, "at least 1"),
             ("max-phrases", self.max_phrases >= 1, "at least 1"),
             ("phrase-words", self.phrase_words >= 1, "at least 1"),
             ("compile", self.compile in (None, *COMPILE_MODES), f"one of {', '.join(COMPILE_MODES)}"),

@@ -8,6 +8,7 @@ alignments train together from the first epoch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from mia.core.errors import MiaError
@@ -83,6 +84,6 @@ def parse_weight_items(text: str) -> dict[str, float]:
             weights[name.strip()] = float(value)
         except ValueError:
             raise MiaError(f"expected NAME=NUMBER items such as global=1,part=0.5, got {item.strip()!r}") from None
-        if not sep or not name.strip() or weights[name.strip()] < 0:
-            raise MiaError(f"expected NAME=NUMBER (>= 0) items, got {item.strip()!r}")
+        if not sep or not name.strip() or not math.isfinite(weights[name.strip()]) or weights[name.strip()] < 0:
+            raise MiaError(f"expected NAME=NUMBER items with a finite number >= 0, got {item.strip()!r}")
     return weights
