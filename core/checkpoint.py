@@ -1,5 +1,11 @@
 """Checkpoints: one dict of plain types and tensors, written atomically, loadable with
-``torch.load(weights_only=True)`` (no pickled code runs when a checkpoint is opened)."""
+``torch.load(weights_only=True)`` (no pickled code runs when a checkpoint is opened).
+
+A checkpoint is read from disk, where it may have been damaged, edited or written by
+another mia, so :func:`load_checkpoint` checks its structure and :func:`model_from_checkpoint`
+checks every weight's name and shape before loading: each problem is one line that names
+the file and what is wrong.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,19 @@ from pathlib import Path
 import torch
 
 from mia.core.atomic import atomic_path
+from mia.core.config import TrainConfig
 from mia.core.errors import MiaError
 from mia.core.model import MiaModel, ModelSpec, create_model
 from mia.core.tokenizer import Vocabulary
 
 FORMAT = "mia-checkpoint/1"
+
+#: key -> (type, what it is); every checkpoint has these
+REQUIRED = {"spec": (dict, "the model description"), "config": (dict, "the training options"),
+            "model": (dict, "the weights"), "vocab": (list, "the vocabulary")}
+#: what ``--resume`` needs besides (only ``last.pt`` has the optimizer)
+RESUMABLE = {"optimizer": (dict, "the optimizer state"), "epoch": (int, "the epochs done"),
+             "history": (list, "the per-epoch metrics"), "best": (dict, "the best epoch so far")}
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> None:
@@ -23,6 +37,8 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
 def read_torch_file(path: str | Path, label: str):
     """``torch.load(weights_only=True)`` with one-line errors that start with ``label``."""
     path = Path(path)
+    if path.is_dir():
+        raise MiaError(f"{label}: is a directory, expected a file")
     if not path.is_file():
         raise MiaError(f"{label}: file not found")
     try:
@@ -31,26 +47,61 @@ def read_torch_file(path: str | Path, label: str):
         raise MiaError(f"{label}: not a PyTorch weights file ({type(exc).__name__})") from None
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_checkpoint(path: str | Path, resumable: bool = False) -> dict:
+    """The checkpoint at ``path``, its structure checked (``resumable``: also what ``--resume`` needs)."""
     payload = read_torch_file(path, f"checkpoint {path}")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise MiaError(f"checkpoint {path}: not a mia checkpoint (expected format {FORMAT})")
+    for key, (kind, meaning) in {**REQUIRED, **(RESUMABLE if resumable else {})}.items():
+        if key not in payload:
+            raise MiaError(f"checkpoint {path}: field '{key}' ({meaning}) is missing")
+        if not isinstance(payload[key], kind) or isinstance(payload[key], bool):
+            raise MiaError(f"checkpoint {path}: field '{key}' must be a {kind.__name__}, "
+                           f"got {type(payload[key]).__name__}")
+    for label, cls in (("spec", ModelSpec), ("config", TrainConfig)):
+        problems = cls.type_errors(payload[label])
+        if problems:
+            raise MiaError(f"checkpoint {path}: '{label}' {problems[0]}")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload["model"].items()):
+        raise MiaError(f"checkpoint {path}: field 'model' must map weight names to tensors")
+    active = payload.get("active", payload["spec"].get("alignments"))
+    if not isinstance(active, list) or not set(active) <= set(payload["spec"].get("alignments", [])):
+        raise MiaError(f"checkpoint {path}: field 'active' must list some of the alignments in 'spec'")
     return payload
+
+
+def checkpoint_vocabulary(payload: dict, path: str | Path = "checkpoint") -> Vocabulary:
+    try:
+        return Vocabulary(payload["vocab"])
+    except (TypeError, ValueError) as exc:
+        raise MiaError(f"checkpoint {path}: field 'vocab' is not a mia vocabulary ({exc})") from None
 
 
 def model_from_checkpoint(payload: dict, path: str | Path = "checkpoint") -> tuple[MiaModel, Vocabulary]:
     """The trained model (eval mode, CPU) and its vocabulary."""
     spec = ModelSpec.from_dict(payload["spec"])
-    model = create_model(spec)
-    missing, unexpected = _key_mismatch(model.state_dict(), payload["model"])
-    if missing or unexpected:
-        raise MiaError(f"{path}: its weights do not fit this mia's {'+'.join(spec.alignments)} model "
-                       f"(written by mia {payload.get('mia_version', '?')}; missing {', '.join(missing[:3]) or 'none'}; "
-                       f"unexpected {', '.join(unexpected[:3]) or 'none'})")
+    vocab = checkpoint_vocabulary(payload, path)
+    try:
+        model = create_model(spec)
+    except MiaError as exc:  # e.g. an encoder whose plugin is not installed here
+        raise MiaError(f"checkpoint {path}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise MiaError(f"checkpoint {path}: its 'spec' does not describe a model this mia can build "
+                       f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+    check_weights(model.state_dict(), payload["model"], path, spec, payload.get("mia_version", "?"))
     model.load_state_dict(payload["model"])
     model.active = list(payload.get("active", spec.alignments))
-    return model.eval(), Vocabulary(payload["vocab"])
+    return model.eval(), vocab
 
 
-def _key_mismatch(expected: dict, found: dict) -> tuple[list[str], list[str]]:
-    return sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+def check_weights(expected: dict, found: dict, path, spec: ModelSpec, version: str) -> None:
+    """Same names and shapes as the model built from the spec, or one line saying which differ."""
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or unexpected:
+        raise MiaError(f"{path}: its weights do not fit this mia's {'+'.join(spec.alignments)} model "
+                       f"(written by mia {version}; missing {', '.join(missing[:3]) or 'none'}; "
+                       f"unexpected {', '.join(unexpected[:3]) or 'none'})")
+    for name, tensor in expected.items():
+        if tuple(found[name].shape) != tuple(tensor.shape):
+            raise MiaError(f"{path}: weight '{name}' has shape {tuple(found[name].shape)}, "
+                           f"the model built from its spec needs {tuple(tensor.shape)}")

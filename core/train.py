@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 from mia.core import atomic
-from mia.core.checkpoint import load_checkpoint, save_checkpoint
+from mia.core.checkpoint import check_weights, checkpoint_vocabulary, load_checkpoint, save_checkpoint
 from mia.core.config import TrainConfig
 from mia.core.data import EpochSampler, ImageReader, PairDataset, build_text_table, make_loader, person_labels
 from mia.core.device import resolve_device
 from mia.core.distributed import barrier, init_distributed, local_device, mean_over_ranks
 from mia.core.errors import MiaError
 from mia.core.evaluate import evaluate, prepare_split
+from mia.core.outputs import check_run_dir
 from mia.core.model import ModelSpec, canonical_alignments, create_model
 from mia.core.progress import Progress, format_seconds
 from mia.core.phrases import canonical_chunker
@@ -91,13 +92,14 @@ class Trainer:
 
     def _resume_point(self, resume: bool) -> dict | None:
         last = self.out / "last.pt"
+        check_run_dir(self.out)
         if not resume:
             if last.exists():
                 raise MiaError(f"--out {self.out} already holds a run (last.pt); pass --resume to continue it or choose another --out")
             return None
         if not last.exists():
             raise MiaError(f"--resume: no checkpoint at {last}")
-        checkpoint = load_checkpoint(last)
+        checkpoint = load_checkpoint(last, resumable=True)
         saved = TrainConfig.from_dict(checkpoint["config"])
         changed = self.config.differences(saved)
         if changed:
@@ -127,7 +129,7 @@ class Trainer:
         """Vocabulary (from the checkpoint when resuming), model spec, model, optimizer."""
         config = self.config
         if self.checkpoint is not None:
-            self.vocab = Vocabulary(self.checkpoint["vocab"])
+            self.vocab = checkpoint_vocabulary(self.checkpoint, self.out / "last.pt")
         else:
             self.vocab = Vocabulary.build((c for r in train_records for c in r.captions), config.min_word_freq)
         self.labels, num_classes = person_labels(train_records)
@@ -177,8 +179,7 @@ class Trainer:
         self._prepare()
         start_epoch, history, best = 0, [], {"epoch": 0, "metrics": None}
         if self.checkpoint is not None:
-            self.model.load_state_dict(self.checkpoint["model"])
-            self.optimizer.load_state_dict(self.checkpoint["optimizer"])
+            self._restore()
             start_epoch, history, best = self.checkpoint["epoch"], self.checkpoint["history"], self.checkpoint["best"]
             self.log(f"resuming {self.out} after epoch {start_epoch}")
         self.out.mkdir(parents=True, exist_ok=True)
@@ -206,6 +207,17 @@ class Trainer:
             barrier(self.context)
             self.log(self._epoch_line(record, improved))
         return TrainResult(self.out, history, best, self.context.is_main)
+
+    def _restore(self) -> None:
+        """Weights and optimizer state from ``last.pt``, each checked against this model first."""
+        last, checkpoint = self.out / "last.pt", self.checkpoint
+        check_weights(self.model.state_dict(), checkpoint["model"], last, self.spec, checkpoint.get("mia_version", "?"))
+        self.model.load_state_dict(checkpoint["model"])
+        try:
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise MiaError(f"{last}: its optimizer state does not fit this model "
+                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
 
     def _train_epoch(self, epoch: int) -> dict:
         config, model = self.config, self.model
