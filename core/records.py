@@ -81,7 +81,8 @@ def load_dataset(spec: str, check_images_on_disk: bool = True) -> DataSet:
     component, path = parse_data_spec(spec)
     records = component.factory(path)
     dataset = DataSet(component.name, spec, [])
-    dataset.records = _drop_empty_captions(records, dataset.notes)
+    dataset.records = _drop_repeated_images(records, dataset.notes)
+    dataset.records = _drop_empty_captions(dataset.records, dataset.notes)
     if check_images_on_disk:
         dataset.records = _drop_bad_images(dataset.records, dataset.notes)
     if not dataset.records:
@@ -89,15 +90,44 @@ def load_dataset(spec: str, check_images_on_disk: bool = True) -> DataSet:
     return dataset
 
 
-def _drop_empty_captions(records: list[Record], notes: list[str]) -> list[Record]:
-    kept, empty_captions, captionless = [], 0, []
+def _drop_repeated_images(records: list[Record], notes: list[str]) -> list[Record]:
+    """An image listed twice counts once (its first entry): a repeated file would be a
+    gallery item that is always its own twin, and in training a doubled sample."""
+    kept, seen, repeated = [], set(), []
     for record in records:
-        captions = tuple(c.strip() for c in record.captions if c and c.strip())
-        empty_captions += len(record.captions) - len(captions)
+        if record.image in seen:
+            repeated.append(record.image.name)
+        else:
+            seen.add(record.image)
+            kept.append(record)
+    if repeated:
+        notes.append(f"skipped {len(repeated)} repeated entr{'y' if len(repeated) == 1 else 'ies'} "
+                     f"for images listed earlier ({_first(repeated)})")
+    return kept
+
+
+def _readable_text(caption: str) -> bool:
+    """Valid Unicode: a lone surrogate (``"\\ud800"`` in JSON) cannot be printed or saved."""
+    try:
+        caption.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _drop_empty_captions(records: list[Record], notes: list[str]) -> list[Record]:
+    kept, empty_captions, invalid, captionless = [], 0, [], []
+    for record in records:
+        readable = [c for c in record.captions if _readable_text(c)]
+        invalid += [record.image.name] * (len(record.captions) - len(readable))
+        captions = tuple(c.strip() for c in readable if c and c.strip())
+        empty_captions += len(readable) - len(captions)
         if captions:
             kept.append(Record(record.image, captions, record.person_id, record.split))
         else:
             captionless.append(record.image.name)
+    if invalid:
+        notes.append(f"skipped {len(invalid)} caption(s) with invalid Unicode ({_first(invalid)})")
     if empty_captions:
         notes.append(f"skipped {empty_captions} empty caption(s)")
     if captionless:

@@ -8,11 +8,14 @@ one-line :class:`MiaError`s naming the file, the entry and the field.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from mia.core.errors import MiaError
 from mia.core.records import SPLITS, Record
+
+MAX_PERSON_ID = 2**63 - 1  # person ids live in int64 arrays
 
 
 @dataclass(frozen=True)
@@ -48,19 +51,37 @@ class JsonFormat:
         captions = entry["captions"]
         if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
             raise MiaError(f"{where}: field 'captions' must be a list of strings")
-        image = entry[self.image_field]
-        if not isinstance(image, str) or not image:
-            raise MiaError(f"{where}: field '{self.image_field}' must be a non-empty string")
+        image = _relative_image_path(entry[self.image_field], f"{where}: field '{self.image_field}'", self.image_dir)
         return Record(image_root / image, tuple(captions), _person_id(entry["id"], where), split)
 
 
+def _relative_image_path(value, where: str, image_dir: str) -> PurePosixPath:
+    """A path inside the image folder: annotations that point elsewhere (``..``, absolute
+    paths) are refused, so a data set can never make mia read files outside it."""
+    if not isinstance(value, str) or not value.strip():
+        raise MiaError(f"{where} must be a non-empty string")
+    if "\0" in value or not _encodable(value):
+        raise MiaError(f"{where} must be a file name without NUL bytes or invalid Unicode, got {value!r}")
+    path = PurePosixPath(value.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or re.match(r"^[A-Za-z]:", value):
+        raise MiaError(f"{where} must be a path inside {image_dir}/ (no '..', not absolute), got {value!r}")
+    return path
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # lone surrogates, e.g. from "\ud800" in the JSON
+        return False
+
+
 def _person_id(value, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise MiaError(f"{where}: field 'id' must be an integer, got {value!r}")
-    if isinstance(value, str):
-        if not value.strip().lstrip("-").isdigit():
-            raise MiaError(f"{where}: field 'id' must be an integer, got {value!r}")
+    """A non-negative integer (or its decimal string) that fits in 64 bits."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,19}\s*", value):
         value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PERSON_ID:
+        raise MiaError(f"{where}: field 'id' must be an integer from 0 to {MAX_PERSON_ID}, got {value!r}"[:300])
     return value
 
 
@@ -75,6 +96,8 @@ def _load_json_list(path: Path) -> list:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MiaError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # 5,000-digit numbers, lists nested 100,000 deep
+        raise MiaError(f"{path}: not a usable JSON file ({type(exc).__name__}: {str(exc)[:120]})") from None
     if not isinstance(data, list):
         raise MiaError(f"{path}: expected a JSON list of entries, got {type(data).__name__}")
     return data
