@@ -59,8 +59,10 @@ class FeatureCache:
     features: EncodedImages | None = None
 
     @classmethod
-    def load(cls, path: Path, digest: str, folder: str, log=print) -> "FeatureCache":
-        """The cache at ``path``, or an empty one when absent, unreadable or someone else's."""
+    def load(cls, path: Path, digest: str, folder: str, feature_names: set[str], log=print) -> "FeatureCache":
+        """The cache at ``path``, or an empty one (rebuilt by the caller) when it is absent,
+        unreadable, someone else's, or inconsistent: a cache is only a speed-up, and
+        features paired with the wrong file would be a wrong answer."""
         empty = cls(digest, folder)
         if not path.is_file():
             return empty
@@ -68,12 +70,18 @@ class FeatureCache:
             with np.load(path, allow_pickle=False) as data:
                 if str(data["digest"]) != digest or str(data["folder"]) != folder:
                     return empty
-                stamps = zip(data["sizes"].tolist(), data["mtimes"].tolist())
-                rows = {name: (stamp, row) for row, (name, stamp) in enumerate(zip(data["paths"].tolist(), stamps))}
+                names, sizes, mtimes = data["paths"].tolist(), data["sizes"].tolist(), data["mtimes"].tolist()
                 arrays = {k.removeprefix(FEATURE_PREFIX): data[k] for k in data.files if k.startswith(FEATURE_PREFIX)}
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            log(f"gallery: ignoring unreadable cache {path.name} ({exc})")
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            log(f"gallery: ignoring unreadable cache {path.name} ({type(exc).__name__}); rebuilding it")
             return empty
+        consistent = (len(names) == len(set(names)) == len(sizes) == len(mtimes) and set(arrays) == feature_names
+                      and all(a.dtype == np.float32 and a.ndim >= 2 and len(a) == len(names) and np.isfinite(a).all()
+                              for a in arrays.values()))
+        if not consistent:
+            log(f"gallery: the cache {path.name} disagrees with its file list; rebuilding it")
+            return empty
+        rows = {name: ((size, mtime), row) for row, (name, size, mtime) in enumerate(zip(names, sizes, mtimes))}
         return cls(digest, folder, rows, EncodedImages(arrays) if rows else None)
 
     def lookup(self, name: str, stamp: Stamp) -> int | None:
@@ -141,7 +149,7 @@ class GalleryIndex:
         stamps = [_stamp(p) for p in paths]
         cache_path = cache_file(Path(cache_dir) if cache_dir else retriever.model_dir / CACHE_SUBDIR,
                                 retriever.digest, folder)
-        cache = FeatureCache.load(cache_path, retriever.digest, str(folder.resolve()), log)
+        cache = FeatureCache.load(cache_path, retriever.digest, str(folder.resolve()), retriever.gallery_features, log)
         cached_rows = [cache.lookup(n, s) for n, s in zip(names, stamps)]
         todo = [p for i, p in enumerate(paths) if cached_rows[i] is None]
         encoded_paths, encoded, skipped = encode_readable(retriever, todo, batch_size, show_progress)

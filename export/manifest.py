@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+import math
+import re
+from pathlib import Path, PurePosixPath
 
 from mia.core.errors import MiaError
 
 MANIFEST = "manifest.json"
 FORMAT = "mia-export/1"
+GRAPHS = ("image_encoder", "text_encoder", "scorer")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def sha256_of(path: Path) -> str:
@@ -24,18 +28,90 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _names_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) and isinstance(v.get("name"), str) for v in value)
+
+
+#: dotted key -> (check, what is expected); the runtime reads exactly these
+SCHEMA = {
+    "backend": (lambda v: v in ("onnx", "torchscript"), "'onnx' or 'torchscript'"),
+    "alignments": (lambda v: isinstance(v, list) and v and all(isinstance(a, str) for a in v), "a list of alignment names"),
+    "image.size": (lambda v: isinstance(v, list) and len(v) == 2 and all(_is_count(x) for x in v), "[height, width]"),
+    "image.mean": (lambda v: isinstance(v, list) and len(v) == 3 and all(_is_number(x) for x in v), "3 numbers"),
+    "image.std": (lambda v: isinstance(v, list) and len(v) == 3 and all(_is_number(x) and x > 0 for x in v),
+                  "3 positive numbers"),
+    "text.vocabulary": (lambda v: isinstance(v, list) and v[:2] == ["<pad>", "<unk>"]
+                        and all(isinstance(w, str) for w in v) and len(set(v)) == len(v),
+                        "a list of distinct words starting <pad>, <unk>"),
+    "text.max_words": (_is_count, "an integer >= 1"),
+    "text.max_phrases": (_is_count, "an integer >= 1"),
+    "text.phrase_words": (_is_count, "an integer >= 1"),
+    "text.chunker": (lambda v: v is None or isinstance(v, str), "a chunker name or null"),
+    "files": (lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(h, str) and _SHA256.fullmatch(h)
+                                                    for k, h in v.items()), "file name -> sha256 (64 hex digits)"),
+    **{f"graphs.{graph}.{field}": check for graph in GRAPHS for field, check in (
+        ("file", (lambda v: isinstance(v, str) and v != "", "a file name")),
+        ("inputs", (_names_list, "a list of {name, ...}")),
+        ("outputs", (_names_list, "a list of {name, ...}")))},
+}
+_MISSING = object()
+
+
+def _lookup(manifest: dict, dotted: str):
+    value = manifest
+    for key in dotted.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return _MISSING
+        value = value[key]
+    return value
+
+
+def _inside(model_dir: Path, name: str) -> bool:
+    """A listed file must be a plain relative path that stays in the model directory."""
+    path = PurePosixPath(name)
+    return (not path.is_absolute() and ".." not in path.parts and "\\" not in name and "\0" not in name
+            and (model_dir / name).resolve().is_relative_to(model_dir.resolve()))
+
+
+def validate_manifest(manifest, path: Path) -> None:
+    """Every key the runtime reads is present with the right form, and every graph file is
+    listed with its sha256 inside the model directory: a manifest cannot point elsewhere."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise MiaError(f"{path}: not a mia export manifest (expected format {FORMAT})")
+    for dotted, (check, expected) in SCHEMA.items():
+        value = _lookup(manifest, dotted)
+        if value is _MISSING:
+            raise MiaError(f"{path}: key '{dotted}' is missing")
+        if not check(value):
+            raise MiaError(f"{path}: key '{dotted}' must be {expected}, got {json.dumps(value)[:80]}")
+    for name in manifest["files"]:
+        if not _inside(path.parent, name):
+            raise MiaError(f"{path}: listed file '{name}' is outside the model directory")
+    for graph in GRAPHS:
+        file = manifest["graphs"][graph]["file"]
+        if file not in manifest["files"]:
+            raise MiaError(f"{path}: graph '{graph}' reads '{file}', which is not listed with a sha256 in 'files'")
+
+
 def read_manifest(model_dir: str | Path, verify: bool = True) -> dict:
-    """The manifest of an exported model directory, with every listed file checked."""
+    """The manifest of an exported model directory, validated, with every listed file checked."""
     model_dir = Path(model_dir)
     path = model_dir / MANIFEST
     if not path.is_file():
         raise MiaError(f"{model_dir}: not an exported mia model ({MANIFEST} not found)")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise MiaError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise MiaError(f"{path}: not a mia export manifest (expected format {FORMAT})")
+    except (ValueError, RecursionError) as exc:
+        raise MiaError(f"{path}: not valid JSON ({str(exc)[:120]})") from None
+    validate_manifest(manifest, path)
     if verify:
         for name, expected in manifest["files"].items():
             file = model_dir / name

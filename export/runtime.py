@@ -20,7 +20,7 @@ import onnxruntime as ort
 from mia.core.errors import MiaError
 from mia.core.preprocess import load_image_array
 from mia.core.text_arrays import TextSettings, encode_texts
-from mia.core.tokenizer import Vocabulary
+from mia.core.tokenizer import Vocabulary, tokenize
 from mia.export.manifest import model_digest, read_manifest
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -136,9 +136,14 @@ class Retriever:
     def preprocess_images(self, paths: Sequence[str | Path]) -> np.ndarray:
         return np.stack([load_image_array(p, self.image_size, self.mean, self.std) for p in paths])
 
+    @property
+    def gallery_features(self) -> set[str]:
+        """The image encoder's outputs that the scorer reads (what a gallery keeps)."""
+        return set(self.outputs["image_encoder"]) & set(self.inputs["scorer"])
+
     def encode_image_arrays(self, images: np.ndarray) -> EncodedImages:
         outputs = self.run("image_encoder", {"images": images.astype(np.float32)})
-        return EncodedImages({k: v for k, v in outputs.items() if k in self.inputs["scorer"]})
+        return EncodedImages({k: v for k, v in outputs.items() if k in self.gallery_features})
 
     def encode_images(self, paths: Sequence[str | Path], batch_size: int = 64, progress=None) -> EncodedImages:
         batches = []
@@ -156,6 +161,11 @@ class Retriever:
         phrase_lists = [self.chunker(c) for c in captions] if self.chunker else None
         tokens, phrases = encode_texts(captions, self.vocab, self.text_settings, phrase_lists)
         return {"tokens": tokens, "phrases": phrases}
+
+    def unknown_words(self, text: str) -> tuple[list[str], list[str]]:
+        """(words the model knows, words it does not) of ``text``, as the tokenizer splits it."""
+        words = tokenize(text)[: self.text_settings.max_words]
+        return [w for w in words if w in self.vocab.index], [w for w in words if w not in self.vocab.index]
 
     def encode_texts(self, captions: Sequence[str], batch_size: int = 256) -> dict[str, np.ndarray]:
         batches = [self.run("text_encoder", self.text_arrays(captions[start:start + batch_size]))
