@@ -213,7 +213,7 @@ def test_bad_requests_give_one_line_errors(model_dir, gallery, tmp_path):
     search_error(model_dir, tmp_path / "empty", "no .jpg/.jpeg/.png/.webp images found")
     search_error(model_dir, tmp_path / "nowhere", "--gallery", "no such directory")
     search_error(tmp_path / "no-model", gallery, "not an exported mia model")
-    search_error(model_dir, gallery, "--top-k 0", extra=("--top-k", 0))
+    search_error(model_dir, gallery, "'--top-k'", "expected an integer >= 1, got '0'", extra=("--top-k", 0))
     tampered = tmp_path / "tampered"
     shutil.copytree(model_dir, tampered)
     data = bytearray((tampered / "scorer.onnx").read_bytes())
