@@ -6,13 +6,26 @@ import json
 
 import click
 
+from mia.cli.failures import debugging, describe_crash, describe_os_error
 from mia.core.errors import MiaError
 from mia.core.plugins import KIND_HOOKS, get_plugin_manager, get_registry, plugin_summaries
 from mia.core.version import VERSION
 
 
+class UsageLine(click.ClickException):
+    """A usage error (bad option value, missing argument) as one line, with click's exit code 2."""
+
+    exit_code = 2
+
+
+def _usage_line(exc: click.UsageError) -> UsageLine:
+    where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    return UsageLine(" ".join(exc.format_message().split()) + where)
+
+
 class MiaGroup(click.Group):
-    """A click group whose commands report :class:`MiaError` and OS errors without a traceback."""
+    """A click group whose commands fail with one line: usage errors, :class:`MiaError`, OS
+    errors, and (as a safety net) bugs, see :mod:`mia.cli.failures`."""
 
     _plugins_loaded = False
 
@@ -28,9 +41,23 @@ class MiaGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MiaError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(" ".join(str(exc).split())) from None
+        except click.UsageError as exc:
+            raise _usage_line(exc) from None
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except OSError as exc:  # permission denied, disk full, ...: the user's to fix
-            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+            raise click.ClickException(describe_os_error(exc)) from None
+        except Exception as exc:  # a bug: still one line, with the traceback kept in a file
+            if debugging():
+                raise
+            raise click.ClickException(describe_crash(exc)) from None
+
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:  # "No such command 'trian'"
+            raise _usage_line(exc) from None
 
     def _load_plugin_commands(self) -> None:
         if not MiaGroup._plugins_loaded:
