@@ -32,22 +32,22 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def prepare_images(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+def prepare_images(images: torch.Tensor, device: torch.device, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """uint8 ``[B, 3, H, W]`` pixels from the loader -> the model's normalised fp32 input on
-    ``device``: a quarter of the bytes cross to the GPU, and the loader workers skip the
-    float maths (which was half their time).  Same arithmetic as ``normalize_array``."""
+    ``device`` (``mean``/``std``: the image encoder's): a quarter of the bytes cross to the
+    GPU, and the loader workers skip the float maths (which was half their time).  Same
+    arithmetic as ``normalize_array``."""
     if images.dtype != torch.uint8:
         raise TypeError(f"prepare_images expects uint8 pixels, got {images.dtype}")
     images = images.to(device, non_blocking=True)
     if device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
-    mean, std = _mean_std(device)
+    mean, std = _mean_std(device, tuple(mean), tuple(std))
     return (images.float() / 255.0 - mean) / std
 
 
 @functools.lru_cache(maxsize=None)
-def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _mean_std(device: torch.device, mean: tuple, std: tuple) -> tuple[torch.Tensor, torch.Tensor]:
     """The normalisation constants on ``device``, made once: not a host-to-device copy per batch."""
     shape = (1, 3, 1, 1)
-    return (torch.tensor(IMAGENET_MEAN, device=device).view(shape),
-            torch.tensor(IMAGENET_STD, device=device).view(shape))
+    return torch.tensor(mean, device=device).view(shape), torch.tensor(std, device=device).view(shape)

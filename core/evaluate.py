@@ -23,7 +23,6 @@ from mia.core.model import MiaModel
 from mia.core.progress import Progress
 from mia.core.records import Record, load_dataset
 from mia.core.stages import resolve_weights
-from mia.core.tokenizer import Vocabulary
 
 
 @dataclass
@@ -42,9 +41,9 @@ class EvalSplit:
         return self.table.person_ids
 
 
-def prepare_split(records: Sequence[Record], vocab: Vocabulary, settings: TextSettings,
+def prepare_split(records: Sequence[Record], tokenizer, settings: TextSettings,
                   chunker_spec: str | None) -> EvalSplit:
-    return EvalSplit(list(records), build_text_table(records, vocab, settings, chunker_spec))
+    return EvalSplit(list(records), build_text_table(records, tokenizer, settings, chunker_spec))
 
 
 @torch.no_grad()
@@ -56,7 +55,7 @@ def encode_gallery(model: MiaModel, records: Sequence[Record], device: torch.dev
     with Progress(len(loader), "encode images", unit="batch", enabled=show_progress) as bar:
         for images in loader:
             with autocast(device):
-                features = model.encode_image(prepare_images(images, device))
+                features = model.encode_image(prepare_images(images, device, model.spec.image_mean, model.spec.image_std))
             globals_.append(features.global_.float())
             parts.append(features.parts.float())
             bar.update()
@@ -162,7 +161,7 @@ def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: st
     """
     payload = load_checkpoint(checkpoint_path)
     config = TrainConfig.from_dict(payload["config"])
-    model, vocab = model_from_checkpoint(payload, checkpoint_path)
+    model, tokenizer = model_from_checkpoint(payload, checkpoint_path)
     if weights:
         model.spec.weights = {**model.spec.weights, **resolve_weights(weights, model.active)}
     torch_device = resolve_device(device)
@@ -171,7 +170,7 @@ def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: st
     for note in dataset.notes:
         if log:
             log(f"data: {note}")
-    eval_split = prepare_split(dataset.split(split), vocab, model.text_settings(), model.chunker)
+    eval_split = prepare_split(dataset.split(split), tokenizer, model.text_settings(), model.chunker)
     if workers is None:
         workers = config.resolved_workers(torch_device.type == "cuda")
     scorings = {"fused": None}

@@ -10,6 +10,7 @@ workers ship 1-byte pixels and never spend their time on float maths.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,20 @@ from PIL import Image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """What an image encoder expects: its normalisation and its default input size.
+
+    Encoders own this (a CLIP tower has other statistics than an ImageNet CNN); the model
+    records it in checkpoints and manifests so training, evaluation and the deployed
+    runtime all feed the encoder the same numbers.
+    """
+
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    size: tuple[int, int] = (384, 128)  # (height, width): the paper's pedestrian crops
 
 
 def load_rgb(path: str | Path) -> Image.Image:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from mia.core.device import autocast, prepare_images
+from mia.core.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 
 class TrainingStep:
@@ -23,15 +24,16 @@ class TrainingStep:
     model itself, its DistributedDataParallel wrapper or a compiled form of either."""
 
     def __init__(self, forward, optimizer: torch.optim.Optimizer, device: torch.device, margin: float,
-                 id_weight: float):
+                 id_weight: float, normalisation: tuple = (IMAGENET_MEAN, IMAGENET_STD)):
         self.forward, self.optimizer, self.device = forward, optimizer, device
         self.margin, self.id_weight = margin, id_weight
+        self.mean, self.std = normalisation  # the image encoder's
         self._pending = None
 
     def __call__(self, images, tokens, phrases, labels, loss_weights: dict[str, float]) -> dict[str, float] | None:
         device = self.device
         with autocast(device):
-            losses = self.forward(prepare_images(images, device), tokens.to(device, non_blocking=True),
+            losses = self.forward(prepare_images(images, device, self.mean, self.std), tokens.to(device, non_blocking=True),
                                   phrases.to(device, non_blocking=True), labels.to(device, non_blocking=True),
                                   loss_weights, self.margin, self.id_weight)
         loss = torch.stack(list(losses.values())).sum()

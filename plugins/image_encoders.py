@@ -2,21 +2,25 @@
 
 The last feature map is pooled twice: globally into ``v_g`` and into K horizontal stripes
 (top to bottom, as in PCB and MIA) into ``v_1..v_K``; both are projected to the joint
-embedding size.  Weights are random unless a local torchvision state dict is given:
-mia never downloads anything.
+embedding size.  The trunk starts from random weights, from torchvision's pretrained
+weights by name (``imagenet``, ``IMAGENET1K_V2``, ...; see :mod:`mia.core.pretrained`) or
+from a local state dict.  All of them expect ImageNet-normalised RGB, which each encoder
+declares as its :class:`~mia.core.preprocess.ImagePreprocessing`.
 """
 
 from __future__ import annotations
 
 import functools
 from collections import OrderedDict
+
 import torch
 import torchvision
 from torch import nn
 
-from mia.core.checkpoint import read_torch_file
 from mia.core.errors import MiaError
 from mia.core.hookspecs import hookimpl
+from mia.core.pretrained import load_image_weights
+from mia.core.preprocess import ImagePreprocessing
 
 
 @functools.lru_cache(maxsize=32)
@@ -47,10 +51,14 @@ def _stripe_pool(rows: int, parts: int, device: torch.device, dtype: torch.dtype
 class StripeEncoder(nn.Module):
     """CNN trunk -> (global ``[B, D]``, stripes ``[B, K, D]``)."""
 
-    def __init__(self, trunk: nn.Module, channels: int, embed_dim: int, num_parts: int):
+    preprocessing = ImagePreprocessing()
+
+    def __init__(self, trunk: nn.Module, channels: int, embed_dim: int, num_parts: int,
+                 weights_source: str | None = None):
         super().__init__()
         self.trunk = trunk
         self.num_parts = num_parts
+        self.weights_source = weights_source  # recorded in checkpoints: where training started from
         self.global_head = nn.Sequential(nn.Linear(channels, embed_dim), nn.BatchNorm1d(embed_dim))
         self.part_head = nn.Linear(channels, embed_dim)
         self.part_norm = nn.BatchNorm1d(embed_dim)
@@ -65,36 +73,37 @@ class StripeEncoder(nn.Module):
         return global_, parts
 
 
-def _load_state_dict(model: nn.Module, path: str, name: str) -> None:
-    state = read_torch_file(path, f"--image-weights {path}")
+def _torchvision_model(name: str, weights: str | None) -> tuple[nn.Module, str | None]:
+    """torchvision's ``name`` with random weights or the ones ``weights`` names (see module doc)."""
+    model = getattr(torchvision.models, name)(weights=None)
+    if not weights:
+        return model, None
+    state, source = load_image_weights(name, weights)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as exc:
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise MiaError(f"--image-weights {path}: not a torchvision {name} state dict ({first})") from None
+        raise MiaError(f"--image-weights {weights}: not a torchvision {name} state dict ({first})") from None
+    return model, source
 
 
 def _resnet(name: str):
     def factory(embed_dim: int, num_parts: int, weights: str | None = None) -> StripeEncoder:
-        model = getattr(torchvision.models, name)(weights=None)
-        if weights:
-            _load_state_dict(model, weights, name)
+        model, source = _torchvision_model(name, weights)
         trunk = nn.Sequential(OrderedDict(
             (child, getattr(model, child))
             for child in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
         ))
-        return StripeEncoder(trunk, model.fc.in_features, embed_dim, num_parts)
+        return StripeEncoder(trunk, model.fc.in_features, embed_dim, num_parts, source)
 
     return factory
 
 
 def mobilenet_v2(embed_dim: int, num_parts: int, weights: str | None = None) -> StripeEncoder:
-    model = torchvision.models.mobilenet_v2(weights=None)
-    if weights:
-        _load_state_dict(model, weights, "mobilenet_v2")
-    return StripeEncoder(model.features, model.last_channel, embed_dim, num_parts)
+    model, source = _torchvision_model("mobilenet_v2", weights)
+    return StripeEncoder(model.features, model.last_channel, embed_dim, num_parts, source)
 
 
 @hookimpl

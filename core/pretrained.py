@@ -1,0 +1,90 @@
+"""Pretrained starting points for image trunks, named the torchvision way.
+
+``--image-weights imagenet`` (or an enum member such as ``IMAGENET1K_V2``) resolves through
+torchvision's weights API to a file in the torch hub cache,
+``$TORCH_HOME/hub/checkpoints/<last part of the URL>``, which is exactly where
+torchvision itself keeps it.  The file is downloaded there only when the machine may go
+online; offline (``MIA_OFFLINE=1``, or the Hugging Face offline variables) or when the
+download fails, the error is one line naming the file and the folder to put it in, so a
+machine without internet can be prepared by copying one file.  ``--image-weights PATH``
+reads a local state dict instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+import torchvision
+
+from mia.core.checkpoint import read_torch_file
+from mia.core.errors import MiaError
+
+#: any of these set (to anything but 0/empty) means: never try the network
+OFFLINE_VARIABLES = ("MIA_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+ALIASES = ("imagenet", "default")
+DOWNLOAD_TIMEOUT_S = 30
+
+
+def offline() -> bool:
+    return any(os.environ.get(name, "") not in ("", "0") for name in OFFLINE_VARIABLES)
+
+
+def weights_names(model_name: str) -> list[str]:
+    """What ``--image-weights`` accepts by name for a torchvision model."""
+    return [*ALIASES, *(w.name for w in torchvision.models.get_model_weights(model_name))]
+
+
+def torchvision_weights(model_name: str, name: str):
+    """The weights enum member that ``name`` means for ``model_name`` (``imagenet`` = DEFAULT)."""
+    enum = torchvision.models.get_model_weights(model_name)
+    if name.lower() in ALIASES:
+        return enum.DEFAULT
+    member = name.rsplit(".", 1)[-1]
+    if member in enum.__members__:
+        return enum[member]
+    raise MiaError(f"--image-weights {name}: neither an existing file nor a weights name of {model_name} "
+                   f"({', '.join(weights_names(model_name))})")
+
+
+def cache_path(weights) -> Path:
+    """Where torchvision keeps (and mia looks for) the file of ``weights``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+
+
+def _fetch(weights, path: Path, label: str) -> None:
+    cached = [w.name for w in type(weights) if w is not weights and cache_path(w).is_file()]
+    hint = (f"{label}: {path.name} is not in {path.parent}; put it there (it is {weights.url}), "
+            "or pass --image-weights PATH to a local copy"
+            + (f"; cached here: {', '.join(cached)}" if cached else ""))
+    if offline():
+        raise MiaError(hint + " [offline]")
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(weights.url, str(path), progress=True)
+    except Exception as exc:  # no network, proxy, DNS, HTTP errors: all mean "put the file there yourself"
+        raise MiaError(f"{hint} [download failed: {type(exc).__name__}]") from None
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def load_image_weights(model_name: str, spec: str) -> tuple[dict, str]:
+    """(state dict, where it came from) for ``--image-weights SPEC``: a file or a weights name.
+
+    The second item is recorded in checkpoints and manifests, e.g.
+    ``torchvision:MobileNet_V2_Weights.IMAGENET1K_V1`` or ``file:my-trunk.pth``.
+    """
+    path = Path(spec).expanduser()
+    if path.is_file() or os.sep in spec or spec.endswith((".pt", ".pth")):
+        return read_torch_file(path, f"--image-weights {spec}"), f"file:{path.name}"
+    weights = torchvision_weights(model_name, spec)
+    file = cache_path(weights)
+    if not file.is_file():
+        _fetch(weights, file, f"--image-weights {spec}")
+    state = read_torch_file(file, f"--image-weights {spec} ({file})")
+    return state, f"torchvision:{type(weights).__name__}.{weights.name}"
