@@ -11,6 +11,7 @@ from mia.cli.params import (COUNT, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, Num
 from mia.core.config import COMPILE_MODES, TrainConfig
 from mia.core.device import DEVICES
 from mia.core.stages import parse_stage_list
+from mia.core.text_arrays import PHRASE_ENCODINGS
 
 
 #: (option declaration, TrainConfig field, click keyword arguments); --align is per command
@@ -24,8 +25,11 @@ TRAIN_OPTIONS = [
     (("--phrase-words",), "phrase_words", dict(type=COUNT, help="words kept per phrase (default 6)")),
     (("--image-encoder",), "image_encoder", dict(help="registered image encoder (mia list image-encoder)")),
     (("--text-encoder",), "text_encoder", dict(help="registered text encoder")),
-    (("--image-weights",), "image_weights", dict(help="local torchvision state dict for the image trunk")),
-    (("--image-size",), "image_size", dict(callback=parse_image_size, help="HEIGHTxWIDTH (default 384x128)")),
+    (("--image-weights",), "image_weights", dict(help="start the image trunk from pretrained weights: imagenet, a torchvision name such as IMAGENET1K_V2, or a local state dict")),
+    (("--text-weights",), "text_weights", dict(help="start the text tower from a pretrained model: a Hugging Face model directory or id (--text-encoder transformer)")),
+    (("--text-lr-mult",), "text_lr_mult", dict(type=NON_NEGATIVE, help="learning-rate multiplier of a pretrained text tower (default 0.1)")),
+    (("--phrase-encoding",), "phrase_encoding", dict(type=click.Choice(PHRASE_ENCODINGS), help="noun phrases as their own short texts (sequences) or pooled from the caption's outputs (spans); default: the text encoder's")),
+    (("--image-size",), "image_size", dict(callback=parse_image_size, help="HEIGHTxWIDTH (default: the image encoder's, 384x128 for the built-ins)")),
     (("--num-parts",), "num_parts", dict(type=COUNT, help="horizontal image stripes K (default 6)")),
     (("--embed-dim",), "embed_dim", dict(type=COUNT, help="joint embedding size (default 512)")),
     (("--epochs",), "epochs", dict(type=COUNT, help="training epochs (default 10)")),

@@ -17,13 +17,13 @@ from mia.core.atomic import atomic_path
 from mia.core.config import TrainConfig
 from mia.core.errors import MiaError
 from mia.core.model import MiaModel, ModelSpec, create_model
-from mia.core.tokenizer import Vocabulary
+from mia.core.tokenizer import Vocabulary, tokenizer_from_dict
 
 FORMAT = "mia-checkpoint/1"
 
 #: key -> (type, what it is); every checkpoint has these
 REQUIRED = {"spec": (dict, "the model description"), "config": (dict, "the training options"),
-            "model": (dict, "the weights"), "vocab": (list, "the vocabulary")}
+            "model": (dict, "the weights")}
 #: what ``--resume`` needs besides (only ``last.pt`` has the optimizer)
 RESUMABLE = {"optimizer": (dict, "the optimizer state"), "epoch": (int, "the epochs done"),
              "history": (list, "the per-epoch metrics"), "best": (dict, "the best epoch so far")}
@@ -62,6 +62,8 @@ def load_checkpoint(path: str | Path, resumable: bool = False) -> dict:
         problems = cls.type_errors(payload[label])
         if problems:
             raise MiaError(f"checkpoint {path}: '{label}' {problems[0]}")
+    if "tokenizer" not in payload and "vocab" not in payload:
+        raise MiaError(f"checkpoint {path}: field 'tokenizer' (how captions become ids) is missing")
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload["model"].items()):
         raise MiaError(f"checkpoint {path}: field 'model' must map weight names to tensors")
     active = payload.get("active", payload["spec"].get("alignments"))
@@ -70,17 +72,22 @@ def load_checkpoint(path: str | Path, resumable: bool = False) -> dict:
     return payload
 
 
-def checkpoint_vocabulary(payload: dict, path: str | Path = "checkpoint") -> Vocabulary:
+def checkpoint_tokenizer(payload: dict, path: str | Path = "checkpoint"):
+    """The tokenizer the model was trained with (checkpoints before tokenizers were kept
+    whole hold only the word list, ``vocab``)."""
+    field = "tokenizer" if "tokenizer" in payload else "vocab"
     try:
-        return Vocabulary(payload["vocab"])
-    except (TypeError, ValueError) as exc:
-        raise MiaError(f"checkpoint {path}: field 'vocab' is not a mia vocabulary ({exc})") from None
+        if field == "vocab":
+            return Vocabulary(payload["vocab"])
+        return tokenizer_from_dict(payload["tokenizer"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise MiaError(f"checkpoint {path}: field '{field}' is not a mia tokenizer ({exc})") from None
 
 
-def model_from_checkpoint(payload: dict, path: str | Path = "checkpoint") -> tuple[MiaModel, Vocabulary]:
-    """The trained model (eval mode, CPU) and its vocabulary."""
+def model_from_checkpoint(payload: dict, path: str | Path = "checkpoint") -> tuple[MiaModel, object]:
+    """The trained model (eval mode, CPU) and its tokenizer."""
     spec = ModelSpec.from_dict(payload["spec"])
-    vocab = checkpoint_vocabulary(payload, path)
+    tokenizer = checkpoint_tokenizer(payload, path)
     try:
         model = create_model(spec)
     except MiaError as exc:  # e.g. an encoder whose plugin is not installed here
@@ -91,7 +98,7 @@ def model_from_checkpoint(payload: dict, path: str | Path = "checkpoint") -> tup
     check_weights(model.state_dict(), payload["model"], path, spec, payload.get("mia_version", "?"))
     model.load_state_dict(payload["model"])
     model.active = list(payload.get("active", spec.alignments))
-    return model.eval(), vocab
+    return model.eval(), tokenizer
 
 
 def check_weights(expected: dict, found: dict, path, spec: ModelSpec, version: str) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from mia.core.errors import MiaError
 from mia.core.serial import DictRoundTrip
+from mia.core.text_arrays import PHRASE_ENCODINGS
 
 #: fields that may differ between a run and its resumption (they do not change results)
 RUN_ONLY_FIELDS = ("device", "workers", "out", "stop_after", "eval_chunk", "quiet", "compile")
@@ -27,7 +28,10 @@ class TrainConfig(DictRoundTrip):
     image_encoder: str = "resnet50"
     text_encoder: str = "bigru"
     image_weights: str | None = None
-    image_size: tuple[int, int] = (384, 128)
+    text_weights: str | None = None
+    text_lr_mult: float = 0.1
+    phrase_encoding: str | None = None
+    image_size: tuple[int, int] | None = None  # None: the image encoder's default (384x128 for the built-ins)
     num_parts: int = 6
     embed_dim: int = 512
     epochs: int = 10
@@ -71,11 +75,13 @@ class TrainConfig(DictRoundTrip):
             ("warmup-epochs", math.isfinite(self.warmup_epochs) and self.warmup_epochs >= 0, "a finite number >= 0"),
             ("margin", math.isfinite(self.margin) and self.margin >= 0, "a finite number >= 0"),
             ("id-weight", math.isfinite(self.id_weight) and self.id_weight >= 0, "a finite number >= 0"),
+            ("text-lr-mult", math.isfinite(self.text_lr_mult) and self.text_lr_mult >= 0, "a finite number >= 0"),
+            ("phrase-encoding", self.phrase_encoding in (None, *PHRASE_ENCODINGS), f"one of {', '.join(PHRASE_ENCODINGS)}"),
             ("weights", finite and min(self.weights.values(), default=0) >= 0, "finite weights >= 0"),
             ("loss-weights", finite and min(self.loss_weights.values(), default=0) >= 0, "finite weights >= 0"),
             ("num-parts", self.num_parts >= 1, "at least 1"),
             ("embed-dim", self.embed_dim >= 1, "at least 1"),
-            ("image-size", min(self.image_size) >= 32, "at least 32x32"),
+            ("image-size", self.image_size is None or min(self.image_size) >= 32, "at least 32x32"),
             ("eval-chunk", self.eval_chunk is None or self.eval_chunk >= 1, "at least 1"),
             ("workers", self.workers is None or self.workers >= 0, "at least 0"),
             ("stop-after", self.stop_after is None or self.stop_after >= 1, "at least 1"),

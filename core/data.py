@@ -21,7 +21,6 @@ from mia.core.phrases import chunk_all
 from mia.core.preprocess import augment, load_rgb, to_uint8_chw
 from mia.core.records import Record
 from mia.core.text_arrays import TextSettings, encode_texts
-from mia.core.tokenizer import Vocabulary
 
 
 @dataclass
@@ -55,7 +54,7 @@ class TextTable:
         return torch.from_numpy(_trim_tokens(tokens)), torch.from_numpy(_trim_phrases(phrases, trim_slots))
 
 
-def build_text_table(records: Sequence[Record], vocab: Vocabulary, settings: TextSettings,
+def build_text_table(records: Sequence[Record], tokenizer, settings: TextSettings,
                      chunker_spec: str | None) -> TextTable:
     """All captions of ``records``; phrases (cached per data set) when a chunker is named."""
     captions, owners = [], []
@@ -63,7 +62,7 @@ def build_text_table(records: Sequence[Record], vocab: Vocabulary, settings: Tex
         captions.extend(record.captions)
         owners.extend([i] * len(record.captions))
     phrase_lists = chunk_all(captions, chunker_spec) if chunker_spec else None
-    tokens, phrases = encode_texts(captions, vocab, settings, phrase_lists)
+    tokens, phrases = encode_texts(captions, tokenizer, settings, phrase_lists)
     owners_arr = np.asarray(owners, dtype=np.int64)
     pids = np.asarray([records[i].person_id for i in owners], dtype=np.int64)
     return TextTable(tokens, phrases, owners_arr, pids)

@@ -16,7 +16,11 @@ def register_image_encoders(register):
     """Register image encoders.
 
     ``factory(embed_dim, num_parts, weights=None) -> nn.Module`` whose forward maps images
-    ``[B, 3, H, W]`` to ``(global [B, D], parts [B, K, D])``.
+    ``[B, 3, H, W]`` to ``(global [B, D], parts [B, K, D])``.  ``weights`` is what
+    ``--image-weights`` says (a name such as ``imagenet`` or a file).  The module may declare
+    ``preprocessing`` (a :class:`mia.core.preprocess.ImagePreprocessing`: mean, std, default
+    size; ImageNet statistics at 384x128 otherwise) and ``weights_source`` (recorded as
+    where training started).
     """
 
 
@@ -24,9 +28,17 @@ def register_image_encoders(register):
 def register_text_encoders(register):
     """Register text encoders.
 
-    ``factory(vocab_size, embed_dim) -> nn.Module`` whose forward maps
-    ``(tokens [B, L], phrases [B, M, P])`` to ``(global [B, D], phrases [B, M, D],
-    phrase_mask [B, M])``; id 0 is padding everywhere.
+    ``factory(vocab_size, embed_dim, phrase_encoding="sequences", weights=None, config=None)
+    -> nn.Module`` whose forward maps ``(tokens [B, L], phrases [B, M, P])`` to
+    ``(global [B, D], phrases [B, M, D], phrase_mask [B, M])``; id 0 is padding everywhere.
+    ``phrases`` holds each phrase's token ids (``sequences``) or the 1-based positions of
+    its tokens in the caption (``spans``).  ``weights`` (``--text-weights``) starts training
+    from a pretrained model; ``config`` is what the module's ``config_dict`` returned,
+    handed back when a checkpoint rebuilds it.  Optional declarations:
+    ``factory.phrase_encodings`` (supported, default first; else only ``sequences``),
+    ``factory.build_tokenizer(texts, min_freq, weights)`` (else mia's word vocabulary from
+    the training captions), ``module.pretrained_parameters()`` (trained at
+    ``--text-lr-mult`` times the rate).
     """
 
 

@@ -6,6 +6,7 @@ towers separable so that each exports on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -15,8 +16,10 @@ from mia.core.alignment import Alignment, CosineClassifier, ranking_loss
 from mia.core.errors import MiaError
 from mia.core.features import ImageFeatures, TextFeatures
 from mia.core.plugins import get_component
+from mia.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, ImagePreprocessing
 from mia.core.serial import DictRoundTrip
 from mia.core.text_arrays import TextSettings
+from mia.core.tokenizer import Vocabulary
 
 
 @dataclass
@@ -29,8 +32,14 @@ class ModelSpec(DictRoundTrip):
     weights: dict[str, float] = field(default_factory=dict)
     embed_dim: int = 512
     num_parts: int = 6
-    image_size: tuple[int, int] = (384, 128)
+    image_size: tuple[int, int] | None = None  # None: the image encoder's default
+    image_mean: tuple[float, float, float] = IMAGENET_MEAN  # the image encoder's, set by create_model
+    image_std: tuple[float, float, float] = IMAGENET_STD
+    image_weights: str | None = None  # where the trunk's training started (provenance, not a path to load)
     vocab_size: int = 2
+    text_config: dict | None = None  # the text encoder's own settings (e.g. a transformer's architecture)
+    text_weights: str | None = None  # where the text tower's training started (provenance)
+    phrase_encoding: str | None = None  # sequences or spans; None: the text encoder's default
     num_classes: int = 1
     max_words: int = 64
     max_phrases: int = 10
@@ -89,7 +98,8 @@ class MiaModel(nn.Module):
         return any(a.uses_phrases for a in active), any(a.uses_parts for a in active)
 
     def text_settings(self) -> TextSettings:
-        return TextSettings(self.spec.max_words, self.spec.max_phrases, self.spec.phrase_words)
+        return TextSettings(self.spec.max_words, self.spec.max_phrases, self.spec.phrase_words,
+                            self.spec.phrase_encoding or "sequences")
 
     @property
     def chunker(self) -> str | None:
@@ -146,15 +156,49 @@ class MiaModel(nn.Module):
         return result
 
 
-def create_model(spec: ModelSpec, image_weights: str | None = None) -> MiaModel:
-    """Build the model that ``spec`` describes from the registered components."""
+def create_tokenizer(text_encoder: str, texts: Iterable[str], min_freq: int, weights: str | None = None):
+    """The tokenizer a text encoder reads with: its own (``factory.build_tokenizer``, e.g. a
+    pretrained tower's), else mia's word vocabulary built from the training captions."""
+    factory = get_component("text-encoder", text_encoder).factory
+    build = getattr(factory, "build_tokenizer", None)
+    if build is not None:
+        return build(texts, min_freq, weights)
+    return Vocabulary.build(texts, min_freq)
+
+
+def _phrase_encoding(spec: ModelSpec, factory) -> str:
+    supported = tuple(getattr(factory, "phrase_encodings", ("sequences",)))
+    if spec.phrase_encoding is None:
+        return supported[0]
+    if spec.phrase_encoding not in supported:
+        raise MiaError(f"--phrase-encoding {spec.phrase_encoding}: the {spec.text_encoder} text encoder "
+                       f"supports {', '.join(supported)}")
+    return spec.phrase_encoding
+
+
+def create_model(spec: ModelSpec, image_weights: str | None = None, text_weights: str | None = None) -> MiaModel:
+    """Build the model that ``spec`` describes from the registered components.
+
+    ``image_weights``/``text_weights`` (training only) start the towers from pretrained
+    weights; a rebuilt model gets its weights from a checkpoint instead.  The encoders
+    declare what the spec then records: the image encoder its preprocessing (normalisation
+    always, input size when the spec gives none), the text encoder its settings
+    (``config``) and its default phrase encoding.
+    """
     spec.alignments = canonical_alignments(spec.alignments)
     image_factory = get_component("image-encoder", spec.image_encoder).factory
     text_factory = get_component("text-encoder", spec.text_encoder).factory
     alignments = {name: get_component("alignment", name).factory(spec.embed_dim) for name in spec.alignments}
-    return MiaModel(
-        spec,
-        image_factory(spec.embed_dim, spec.num_parts, weights=image_weights),
-        text_factory(spec.vocab_size, spec.embed_dim),
-        alignments,
-    )
+    image_encoder = image_factory(spec.embed_dim, spec.num_parts, weights=image_weights)
+    preprocessing = getattr(image_encoder, "preprocessing", ImagePreprocessing())
+    spec.image_mean, spec.image_std = tuple(preprocessing.mean), tuple(preprocessing.std)
+    spec.image_size = tuple(spec.image_size or preprocessing.size)
+    if image_weights:
+        spec.image_weights = getattr(image_encoder, "weights_source", None) or image_weights
+    spec.phrase_encoding = _phrase_encoding(spec, text_factory)
+    text_encoder = text_factory(spec.vocab_size, spec.embed_dim, phrase_encoding=spec.phrase_encoding,
+                                weights=text_weights, config=spec.text_config)
+    spec.text_config = getattr(text_encoder, "config_dict", None)
+    if text_weights:
+        spec.text_weights = getattr(text_encoder, "weights_source", None) or text_weights
+    return MiaModel(spec, image_encoder, text_encoder, alignments)

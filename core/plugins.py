@@ -24,6 +24,7 @@ from mia.core.errors import MiaError
 BUILTIN_PLUGINS = (
     "mia.plugins.image_encoders",
     "mia.plugins.text_encoders",
+    "mia.plugins.text_transformer",
     "mia.plugins.alignments",
     "mia.plugins.chunkers",
     "mia.plugins.datasets",

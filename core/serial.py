@@ -22,10 +22,12 @@ _CHECKS = {
     "bool": lambda v: isinstance(v, bool),
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "float": _number,
+    "dict": lambda v: isinstance(v, dict),
     "list[str]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
     "dict[str, float]": lambda v: isinstance(v, dict) and all(isinstance(k, str) and _number(x) for k, x in v.items()),
     "tuple[int, int]": lambda v: isinstance(v, (list, tuple)) and len(v) == 2
     and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
+    "tuple[float, float, float]": lambda v: isinstance(v, (list, tuple)) and len(v) == 3 and all(map(_number, v)),
 }
 
 

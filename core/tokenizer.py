@@ -1,8 +1,9 @@
-"""Word tokenizer and vocabulary, kept pure Python so the ONNX runtime can reuse them.
+"""Tokenizers: mia's word vocabulary, and the form every tokenizer takes.
 
-Why not ``processed_tokens`` from CUHK-PEDES: a deployed search gets raw sentences, so
-training must tokenize exactly the way serving will.  This module imports neither torch
-nor numpy for that reason.
+Kept pure Python so the torch-free runtime reuses it.  Why not ``processed_tokens`` from
+CUHK-PEDES: a deployed search gets raw sentences, so training must tokenize exactly the
+way serving will.  A pretrained text tower brings its own tokenizer
+(:class:`mia.core.hf_tokenizer.HFTokenizer`) with the same calls.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections import Counter
 from typing import Iterable
 
 PAD, UNK = "<pad>", "<unk>"
-PAD_ID, UNK_ID = 0, 1
+PAD_ID, UNK_ID = 0, 1  # every mia tokenizer pads with id 0; text encoders mask tokens == 0
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_WORD_ANY_CASE = re.compile(_WORD.pattern, re.IGNORECASE)
 
 
 def tokenize(text: str) -> list[str]:
@@ -21,8 +23,21 @@ def tokenize(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans in ``text`` of the words :func:`tokenize` returns, in order."""
+    return [match.span() for match in _WORD_ANY_CASE.finditer(text)]
+
+
 class Vocabulary:
-    """Word <-> id, with ``<pad>`` = 0 and ``<unk>`` = 1; built from training captions only."""
+    """mia's word tokenizer: word <-> id, with ``<pad>`` = 0 and ``<unk>`` = 1, built from
+    training captions only (what the bi-GRU reads).
+
+    Every tokenizer mia uses offers the same few calls (``encode``, ``token_spans``,
+    ``unknown_words``, ``to_dict``, ``len``), so captions become arrays the same way in
+    training and in the torch-free runtime whatever the text encoder.
+    """
+
+    kind = "words"
 
     def __init__(self, words: Iterable[str]):
         self.words = list(words)
@@ -46,8 +61,30 @@ class Vocabulary:
         """Token ids of ``text``, truncated to ``max_length``; unknown words map to ``<unk>``."""
         return [self.index.get(token, UNK_ID) for token in tokenize(text)[:max_length]]
 
+    def token_spans(self, text: str, max_length: int) -> list[tuple[int, int]]:
+        """Character span of each token :meth:`encode` returns (for phrase positions)."""
+        return word_spans(text)[:max_length]
+
+    def unknown_words(self, text: str) -> list[str]:
+        return [word for word in tokenize(text) if word not in self.index]
+
     def decode(self, ids: Iterable[int]) -> str:
         return " ".join(self.words[i] for i in ids if i != PAD_ID)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "vocabulary": list(self.words)}
+
+
+def tokenizer_from_dict(data: dict):
+    """A tokenizer from its :meth:`to_dict` form (checkpoints keep it so)."""
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind == Vocabulary.kind:
+        return Vocabulary(data["vocabulary"])
+    if kind == "hf":
+        from mia.core.hf_tokenizer import HFTokenizer  # needs the optional `tokenizers` package
+
+        return HFTokenizer.from_json(data["json"])
+    raise ValueError(f"unknown tokenizer kind {kind!r} (expected 'words' or 'hf')")
 
 
 def pad_ids(sequences: list[list[int]], length: int) -> list[list[int]]:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from mia.core import atomic
-from mia.core.checkpoint import check_weights, checkpoint_vocabulary, load_checkpoint, save_checkpoint
+from mia.core.checkpoint import check_weights, checkpoint_tokenizer, load_checkpoint, save_checkpoint
 from mia.core.config import TrainConfig
 from mia.core.data import EpochSampler, ImageReader, PairDataset, build_text_table, make_loader, person_labels
 from mia.core.device import resolve_device
@@ -28,13 +28,12 @@ from mia.core.distributed import barrier, init_distributed, local_device, mean_o
 from mia.core.errors import MiaError
 from mia.core.evaluate import evaluate, prepare_split
 from mia.core.outputs import check_run_dir
-from mia.core.model import ModelSpec, canonical_alignments, create_model
+from mia.core.model import MiaModel, ModelSpec, canonical_alignments, create_model, create_tokenizer
 from mia.core.progress import Progress, format_seconds
 from mia.core.phrases import canonical_chunker
 from mia.core.records import load_dataset
 from mia.core.stages import active_at, plan_stages, resolve_weights
 from mia.core.step import TrainingStep
-from mia.core.tokenizer import Vocabulary
 from mia.core.version import VERSION
 
 
@@ -58,21 +57,34 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def describe_tokenizer(tokenizer) -> str:
+    if tokenizer.kind == "words":
+        return f"vocabulary {len(tokenizer)} words"
+    return f"{tokenizer.kind} tokenizer of {len(tokenizer) - 1} tokens"
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
-def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases and norm parameters (1-d tensors).  Fused (a few
-    kernels for all parameters) on CUDA, where a training step is bound by kernel launches."""
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
-    return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr, fused=decay[0].is_cuda,
-    )
+def _optimizer(model: MiaModel, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases and norm parameters (1-d tensors); a pretrained
+    text tower's own parameters learn at ``--text-lr-mult`` times the rate (fine-tuning a
+    language model at the rate of freshly initialised heads would wipe out what it knows).
+    Each group keeps its multiplier in ``lr_mult`` for the schedule.  Fused (a few kernels
+    for all parameters) on CUDA, where a training step is bound by kernel launches."""
+    pretrained = {id(p) for p in getattr(model.text_encoder, "pretrained_parameters", lambda: [])()}
+    groups = []
+    for mult, members in ((1.0, [p for p in model.parameters() if id(p) not in pretrained]),
+                          (config.text_lr_mult, [p for p in model.parameters() if id(p) in pretrained])):
+        for decays in (True, False):
+            params = [p for p in members if (p.ndim >= 2) == decays]
+            if params:
+                groups.append({"params": params, "weight_decay": config.weight_decay if decays else 0.0,
+                               "lr": config.lr * mult, "lr_mult": mult})
+    return torch.optim.AdamW(groups, lr=config.lr, fused=groups[0]["params"][0].is_cuda)
 
 
 class Trainer:
@@ -117,33 +129,37 @@ class Trainer:
         settings, chunker = self.model.text_settings(), self.model.chunker
         pairs = self._build_loader(train_records, settings, chunker)
         self.eval_split_name = dataset.eval_split()
-        self.eval_split = prepare_split(dataset.split(self.eval_split_name), self.vocab, settings, chunker)
+        self.eval_split = prepare_split(dataset.split(self.eval_split_name), self.tokenizer, settings, chunker)
         self.log(
             f"train: {len(train_records)} images, {len(pairs)} captions, {self.spec.num_classes} identities; "
             f"eval on {self.eval_split_name}: {len(self.eval_split.records)} images, {len(self.eval_split.table)} queries; "
-            f"vocabulary {len(self.vocab)} words; device {self.device}; {self.workers} data workers"
+            f"{describe_tokenizer(self.tokenizer)}; device {self.device}; {self.workers} data workers"
             + (f"; {self.context.world_size} processes (DDP)" if self.context.enabled else "")
         )
 
     def _build_model(self, train_records) -> None:
-        """Vocabulary (from the checkpoint when resuming), model spec, model, optimizer."""
+        """Tokenizer, model spec and model (as saved in ``last.pt`` when resuming), optimizer."""
         config = self.config
-        if self.checkpoint is not None:
-            self.vocab = checkpoint_vocabulary(self.checkpoint, self.out / "last.pt")
-        else:
-            self.vocab = Vocabulary.build((c for r in train_records for c in r.captions), config.min_word_freq)
         self.labels, num_classes = person_labels(train_records)
         align = canonical_alignments(config.align)
         self.stages = plan_stages(config.stages, align, config.epochs)
         self.alignment_loss_weights = resolve_weights(config.loss_weights, align, "--loss-weights")
-        self.spec = ModelSpec(
-            image_encoder=config.image_encoder, text_encoder=config.text_encoder,
-            alignments=align, weights=resolve_weights(config.weights, align, "--weights"), embed_dim=config.embed_dim,
-            num_parts=config.num_parts, image_size=tuple(config.image_size), vocab_size=len(self.vocab),
-            num_classes=num_classes, max_words=config.max_words, max_phrases=config.max_phrases,
-            phrase_words=config.phrase_words, chunker=canonical_chunker(config.chunker),
-        )
-        self.model = create_model(self.spec, None if self.checkpoint else config.image_weights).to(self.device)
+        if self.checkpoint is not None:  # the same tokenizer and architecture; weights come from last.pt
+            self.tokenizer = checkpoint_tokenizer(self.checkpoint, self.out / "last.pt")
+            self.spec = ModelSpec.from_dict(self.checkpoint["spec"])
+            self.model = create_model(self.spec).to(self.device)
+        else:
+            captions = [c for r in train_records for c in r.captions]
+            self.tokenizer = create_tokenizer(config.text_encoder, captions, config.min_word_freq, config.text_weights)
+            self.spec = ModelSpec(
+                image_encoder=config.image_encoder, text_encoder=config.text_encoder, alignments=align,
+                weights=resolve_weights(config.weights, align, "--weights"), embed_dim=config.embed_dim,
+                num_parts=config.num_parts, image_size=config.image_size, vocab_size=len(self.tokenizer),
+                phrase_encoding=config.phrase_encoding, num_classes=num_classes, max_words=config.max_words,
+                max_phrases=config.max_phrases, phrase_words=config.phrase_words,
+                chunker=canonical_chunker(config.chunker),
+            )
+            self.model = create_model(self.spec, config.image_weights, config.text_weights).to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = _optimizer(self.model, config)
@@ -154,12 +170,13 @@ class Trainer:
                 find_unused_parameters=True)  # stages leave later alignments unused
         if config.compile:  # evaluation keeps the plain model: other shapes, no backward
             self.train_model = torch.compile(self.train_model, mode=config.compile)
-        self.step = TrainingStep(self.train_model, self.optimizer, self.device, config.margin, config.id_weight)
+        self.step = TrainingStep(self.train_model, self.optimizer, self.device, config.margin, config.id_weight,
+                                 (self.spec.image_mean, self.spec.image_std))
 
     def _build_loader(self, train_records, settings, chunker) -> PairDataset:
         """(image, caption) pairs, sharded by rank, decoded and augmented in workers."""
         config = self.config
-        table = build_text_table(train_records, self.vocab, settings, chunker)
+        table = build_text_table(train_records, self.tokenizer, settings, chunker)
         self.workers = config.resolved_workers(self.device.type == "cuda")
         reader = ImageReader(self.spec.image_size, config.seed, train=True)
         # a compiled step wants one shape (a CUDA graph is recorded per shape): no trimming
@@ -232,7 +249,7 @@ class Trainer:
             for i, (images, tokens, phrases, labels) in enumerate(self.loader):
                 step = epoch * self.steps_per_epoch + i
                 for group in self.optimizer.param_groups:
-                    group["lr"] = config.lr * lr_factor(step, self.warmup_steps, self.total_steps)
+                    group["lr"] = config.lr * group.get("lr_mult", 1.0) * lr_factor(step, self.warmup_steps, self.total_steps)
                 done = self.step(images, tokens, phrases, labels, self.loss_weights(active))
                 bar.update(**self._tally(done, totals))
             self._tally(self.step.flush(), totals)
@@ -261,7 +278,7 @@ class Trainer:
     def _save(self, epoch: int, history: list[dict], best: dict, improved: bool) -> None:
         payload = {
             "mia_version": VERSION, "spec": self.spec.to_dict(), "config": self.config.to_dict(),
-            "vocab": self.vocab.words, "model": self.model.state_dict(), "active": list(self.model.active), "epoch": epoch,
+            "tokenizer": self.tokenizer.to_dict(), "model": self.model.state_dict(), "active": list(self.model.active), "epoch": epoch,
             "history": history, "best": best,
         }
         save_checkpoint(self.out / "last.pt", {**payload, "optimizer": self.optimizer.state_dict()})
