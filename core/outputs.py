@@ -24,7 +24,7 @@ RUN_FILES = frozenset({"last.pt", "best.pt", "metrics.jsonl"})
 ABLATION_FILES = frozenset({"ablation.json", "ablation.md", "ablation.png", "runs"})
 #: the generator tag of every page mia writes (``--html`` replaces only such pages)
 PAGE_GENERATOR = '<meta name="generator" content="mia">'
-EXPORT_FORMAT = "mia-export/1"
+EXPORT_FORMATS = ("mia-export/1", "mia-export/2")
 EXPORT_MANIFEST = "manifest.json"
 #: what ``mia search`` may have cached inside an export
 EXPORT_CACHE_DIR = "gallery-cache"
@@ -89,7 +89,7 @@ def is_export(folder: Path) -> bool:
     the gallery cache ``mia search`` keeps beside them)."""
     try:
         manifest = json.loads((folder / EXPORT_MANIFEST).read_text(encoding="utf-8"))
-        listed = set(manifest["files"]) if manifest.get("format") == EXPORT_FORMAT else None
+        listed = set(manifest["files"]) if manifest.get("format") in EXPORT_FORMATS else None
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return False
     if listed is None:

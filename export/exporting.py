@@ -21,13 +21,12 @@ from mia.core.checkpoint import load_checkpoint, model_from_checkpoint
 from mia.core.errors import MiaError
 from mia.core.evaluate import evaluate_checkpoint
 from mia.core.outputs import check_export_dir
-from mia.core.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from mia.core.records import load_dataset
 from mia.core.version import VERSION
 from mia.export.backends import BACKENDS, torch_signature, onnx_signature, write_onnx, write_torchscript
 from mia.export.evaluation import evaluate_retriever
 from mia.export.graphs import build_graphs, example_inputs, graph_io
-from mia.export.manifest import FORMAT, MANIFEST, sha256_of
+from mia.export.manifest import FORMAT, MANIFEST, sha256_of, tokenizer_entries
 from mia.export.runtime import Retriever
 
 TOLERANCE = 1e-4  # fp32: max |backend - torch| <= TOLERANCE * max(1, max |torch|)
@@ -44,7 +43,7 @@ def export_model(checkpoint: str | Path, out: str | Path, backend: str = "onnx",
     out = Path(out)
     check_export_dir(out, force, inputs=[checkpoint, check_data])
     payload = load_checkpoint(checkpoint)
-    model, vocab = model_from_checkpoint(payload, checkpoint)
+    model, tokenizer = model_from_checkpoint(payload, checkpoint)
     graphs, ios = build_graphs(model), graph_io(model)
     example = example_inputs(model, batch=2, words=7, phrases=3)
     suffix = BACKENDS[backend]
@@ -62,7 +61,7 @@ def export_model(checkpoint: str | Path, out: str | Path, backend: str = "onnx",
                 with torch.no_grad():
                     outputs = graph(*args)
                 signatures[name] = torch_signature(ios[name], args, outputs if isinstance(outputs, tuple) else (outputs,))
-        manifest = _manifest(model, vocab, payload, backend, opset, exporter, signatures, tmp, suffix)
+        manifest = _manifest(model, tokenizer, payload, backend, opset, exporter, signatures, tmp, suffix)
         atomic.write_text(tmp / MANIFEST, json.dumps(manifest, indent=2))
         manifest["verification"] = {"tolerance": TOLERANCE, "max_abs_diff": verify_outputs(tmp, model, graphs, log)}
         if check_data:
@@ -71,9 +70,11 @@ def export_model(checkpoint: str | Path, out: str | Path, backend: str = "onnx",
     return manifest
 
 
-def _manifest(model, vocab, payload, backend, opset, exporter, signatures, tmp: Path, suffix: str) -> dict:
+def _manifest(model, tokenizer, payload, backend, opset, exporter, signatures, tmp: Path, suffix: str) -> dict:
     spec = model.spec
-    files = {f"{name}{suffix}": sha256_of(tmp / f"{name}{suffix}") for name in signatures}
+    text = tokenizer_entries(tokenizer, tmp)
+    written = [f"{name}{suffix}" for name in signatures] + ([text["tokenizer_file"]] if "tokenizer_file" in text else [])
+    files = {name: sha256_of(tmp / name) for name in written}
     return {
         "format": FORMAT, "mia_version": VERSION, "backend": backend,
         "exporter": exporter if backend == "onnx" else "torch.jit.trace",
@@ -81,12 +82,12 @@ def _manifest(model, vocab, payload, backend, opset, exporter, signatures, tmp: 
         "alignments": list(model.active), "weights": {a: spec.weight(a) for a in model.active},
         "image_encoder": spec.image_encoder, "text_encoder": spec.text_encoder,
         "embed_dim": spec.embed_dim, "num_parts": spec.num_parts,
-        "image": {"size": list(spec.image_size), "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+        "image": {"size": list(spec.image_size), "mean": list(spec.image_mean), "std": list(spec.image_std),
+                  "weights": spec.image_weights,
                   "channels": "RGB", "layout": "NCHW", "resize": "bilinear", "scale": "1/255"},
-        "text": {"tokenizer": "lowercase words [a-z0-9]+('[a-z]+)?, punctuation dropped",
-                 "vocabulary": vocab.words, "pad_id": 0, "unk_id": 1, "max_words": spec.max_words,
-                 "max_phrases": spec.max_phrases, "phrase_words": spec.phrase_words,
-                 "chunker": model.chunker if model.scoring_needs[0] else None},
+        "text": {**text, "max_words": spec.max_words, "max_phrases": spec.max_phrases,
+                 "phrase_words": spec.phrase_words, "phrase_encoding": model.text_settings().phrase_encoding,
+                 "chunker": model.chunker if model.scoring_needs[0] else None, "weights": spec.text_weights},
         "graphs": {name: {"file": f"{name}{suffix}", **signature} for name, signature in signatures.items()},
         "files": files,
         "source": {"epoch": payload.get("epoch"), "config": payload.get("config", {}).get("data")},

@@ -123,7 +123,9 @@ def example_inputs(model: MiaModel, batch: int, words: int, phrases: int, seed: 
     tokens = torch.randint(2, spec.vocab_size, (batch, words), generator=g) if spec.vocab_size > 2 \
         else torch.ones(batch, words, dtype=torch.long)
     tokens[0, words // 2:] = 0  # one padded caption
-    phrase_ids = torch.randint(0, spec.vocab_size, (batch, phrases, spec.phrase_words), generator=g)
+    # phrase entries are token ids, or 1-based positions in the caption (``spans``)
+    high = words + 1 if model.text_settings().phrase_encoding == "spans" else spec.vocab_size
+    phrase_ids = torch.randint(0, high, (batch, phrases, spec.phrase_words), generator=g)
     phrase_ids[:, :, 0] = torch.clamp(phrase_ids[:, :, 0], min=1)
     phrase_ids[0, phrases // 2:] = 0  # padded phrase slots
     images = torch.randn(batch + 1, 3, height, width, generator=g)

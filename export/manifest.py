@@ -13,9 +13,14 @@ import re
 from pathlib import Path, PurePosixPath
 
 from mia.core.errors import MiaError
+from mia.core.hf_tokenizer import TOKENIZER_FILE
+from mia.core.tokenizer import Vocabulary
 
 MANIFEST = "manifest.json"
-FORMAT = "mia-export/1"
+FORMAT = "mia-export/2"
+#: earlier formats still read: 1 = before tokenizers were declared (always mia's word vocabulary)
+READABLE_FORMATS = ("mia-export/1", FORMAT)
+TOKENIZERS = ("words", "hf")
 GRAPHS = ("image_encoder", "text_encoder", "scorer")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -48,19 +53,25 @@ SCHEMA = {
     "image.mean": (lambda v: isinstance(v, list) and len(v) == 3 and all(_is_number(x) for x in v), "3 numbers"),
     "image.std": (lambda v: isinstance(v, list) and len(v) == 3 and all(_is_number(x) and x > 0 for x in v),
                   "3 positive numbers"),
-    "text.vocabulary": (lambda v: isinstance(v, list) and v[:2] == ["<pad>", "<unk>"]
-                        and all(isinstance(w, str) for w in v) and len(set(v)) == len(v),
-                        "a list of distinct words starting <pad>, <unk>"),
+    "text.tokenizer": (lambda v: v in TOKENIZERS, f"one of {', '.join(TOKENIZERS)}"),
     "text.max_words": (_is_count, "an integer >= 1"),
     "text.max_phrases": (_is_count, "an integer >= 1"),
     "text.phrase_words": (_is_count, "an integer >= 1"),
     "text.chunker": (lambda v: v is None or isinstance(v, str), "a chunker name or null"),
+    "text.phrase_encoding": (lambda v: v in ("sequences", "spans"), "sequences or spans"),
     "files": (lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(h, str) and _SHA256.fullmatch(h)
                                                     for k, h in v.items()), "file name -> sha256 (64 hex digits)"),
     **{f"graphs.{graph}.{field}": check for graph in GRAPHS for field, check in (
         ("file", (lambda v: isinstance(v, str) and v != "", "a file name")),
         ("inputs", (_names_list, "a list of {name, ...}")),
         ("outputs", (_names_list, "a list of {name, ...}")))},
+}
+#: what each tokenizer kind adds to the schema
+TOKENIZER_SCHEMA = {
+    "words": {"text.vocabulary": (lambda v: isinstance(v, list) and v[:2] == ["<pad>", "<unk>"]
+                                  and all(isinstance(w, str) for w in v) and len(set(v)) == len(v),
+                                  "a list of distinct words starting <pad>, <unk>")},
+    "hf": {"text.tokenizer_file": (lambda v: isinstance(v, str) and v != "", "a file name")},
 }
 _MISSING = object()
 
@@ -84,9 +95,12 @@ def _inside(model_dir: Path, name: str) -> bool:
 def validate_manifest(manifest, path: Path) -> None:
     """Every key the runtime reads is present with the right form, and every graph file is
     listed with its sha256 inside the model directory: a manifest cannot point elsewhere."""
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
         raise MiaError(f"{path}: not a mia export manifest (expected format {FORMAT})")
-    for dotted, (check, expected) in SCHEMA.items():
+    if manifest["format"] == "mia-export/1" and isinstance(manifest.get("text"), dict):
+        manifest["text"].update(tokenizer="words", phrase_encoding="sequences")
+    schema = {**SCHEMA, **TOKENIZER_SCHEMA.get(_lookup(manifest, "text.tokenizer"), {})}
+    for dotted, (check, expected) in schema.items():
         value = _lookup(manifest, dotted)
         if value is _MISSING:
             raise MiaError(f"{path}: key '{dotted}' is missing")
@@ -95,10 +109,12 @@ def validate_manifest(manifest, path: Path) -> None:
     for name in manifest["files"]:
         if not _inside(path.parent, name):
             raise MiaError(f"{path}: listed file '{name}' is outside the model directory")
-    for graph in GRAPHS:
-        file = manifest["graphs"][graph]["file"]
+    needed = {f"graph '{graph}'": manifest["graphs"][graph]["file"] for graph in GRAPHS}
+    if manifest["text"]["tokenizer"] == "hf":
+        needed["the tokenizer"] = manifest["text"]["tokenizer_file"]
+    for reader, file in needed.items():
         if file not in manifest["files"]:
-            raise MiaError(f"{path}: graph '{graph}' reads '{file}', which is not listed with a sha256 in 'files'")
+            raise MiaError(f"{path}: {reader} reads '{file}', which is not listed with a sha256 in 'files'")
 
 
 def read_manifest(model_dir: str | Path, verify: bool = True) -> dict:
@@ -122,6 +138,26 @@ def read_manifest(model_dir: str | Path, verify: bool = True) -> dict:
                 raise MiaError(f"{file}: sha256 mismatch (manifest {expected[:12]}..., file {actual[:12]}...): "
                                "the file was changed after export")
     return manifest
+
+
+def tokenizer_entries(tokenizer, directory: Path) -> dict:
+    """The manifest's description of ``tokenizer``; a Hugging Face one is written beside the
+    graphs as ``tokenizer.json`` (listed in ``files`` with its sha256 by the caller)."""
+    if tokenizer.kind == "words":
+        return {"tokenizer": "words", "vocabulary": list(tokenizer.words), "pad_id": 0, "unk_id": 1,
+                "words": "lowercase [a-z0-9]+('[a-z]+)?, punctuation dropped"}
+    tokenizer.save(directory / TOKENIZER_FILE)
+    return {"tokenizer": "hf", "tokenizer_file": TOKENIZER_FILE, "pad_id": 0, "id_offset": 1}
+
+
+def read_tokenizer(manifest: dict, model_dir: Path):
+    """The tokenizer a manifest declares (the ``tokenizers`` package for ``hf``; no torch)."""
+    text = manifest["text"]
+    if text["tokenizer"] == "words":
+        return Vocabulary(text["vocabulary"])
+    from mia.core.hf_tokenizer import HFTokenizer
+
+    return HFTokenizer.from_file(model_dir / text["tokenizer_file"])
 
 
 def model_digest(manifest: dict) -> str:

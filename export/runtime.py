@@ -20,8 +20,8 @@ import onnxruntime as ort
 from mia.core.errors import MiaError
 from mia.core.preprocess import load_image_array
 from mia.core.text_arrays import TextSettings, encode_texts
-from mia.core.tokenizer import Vocabulary, tokenize
-from mia.export.manifest import model_digest, read_manifest
+from mia.core.tokenizer import tokenize
+from mia.export.manifest import model_digest, read_manifest, read_tokenizer
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 
@@ -119,8 +119,9 @@ class Retriever:
         self.image_size = tuple(image["size"])
         self.mean, self.std = tuple(image["mean"]), tuple(image["std"])
         text = self.manifest["text"]
-        self.vocab = Vocabulary(text["vocabulary"])
-        self.text_settings = TextSettings(text["max_words"], text["max_phrases"], text["phrase_words"])
+        self.tokenizer = read_tokenizer(self.manifest, self.model_dir)
+        self.text_settings = TextSettings(text["max_words"], text["max_phrases"], text["phrase_words"],
+                                          text["phrase_encoding"])
         self.chunker = _chunker(text["chunker"])
 
     @property
@@ -159,13 +160,14 @@ class Retriever:
     def text_arrays(self, captions: Sequence[str]) -> dict[str, np.ndarray]:
         """Token (and phrase) ids exactly as training built them."""
         phrase_lists = [self.chunker(c) for c in captions] if self.chunker else None
-        tokens, phrases = encode_texts(captions, self.vocab, self.text_settings, phrase_lists)
+        tokens, phrases = encode_texts(captions, self.tokenizer, self.text_settings, phrase_lists)
         return {"tokens": tokens, "phrases": phrases}
 
     def unknown_words(self, text: str) -> tuple[list[str], list[str]]:
-        """(words the model knows, words it does not) of ``text``, as the tokenizer splits it."""
-        words = tokenize(text)[: self.text_settings.max_words]
-        return [w for w in words if w in self.vocab.index], [w for w in words if w not in self.vocab.index]
+        """(words the model knows, words it does not) of ``text``."""
+        unknown = set(self.tokenizer.unknown_words(text))
+        words = tokenize(text)
+        return [w for w in words if w not in unknown], [w for w in words if w in unknown]
 
     def encode_texts(self, captions: Sequence[str], batch_size: int = 256) -> dict[str, np.ndarray]:
         batches = [self.run("text_encoder", self.text_arrays(captions[start:start + batch_size]))
