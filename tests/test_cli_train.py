@@ -46,7 +46,8 @@ def test_train_writes_checkpoints_metrics_and_table(trained):
     assert {"R1", "R5", "R10", "mAP", "mINP", "loss", "global/rank", "global/id", "lr"} <= set(records[0])
     checkpoint = torch.load(out / "last.pt", weights_only=True)
     assert checkpoint["epoch"] == 2 and checkpoint["spec"]["alignments"] == ["global"]
-    assert checkpoint["vocab"][:2] == ["<pad>", "<unk>"] and "optimizer" in checkpoint
+    assert checkpoint["tokenizer"]["kind"] == "words" and checkpoint["tokenizer"]["vocabulary"][:2] == ["<pad>", "<unk>"]
+    assert "optimizer" in checkpoint
     assert checkpoint["config"]["image_size"] == [64, 32]
     assert "optimizer" not in torch.load(out / "best.pt", weights_only=True)
 
