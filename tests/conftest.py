@@ -3,6 +3,7 @@
 import os
 
 os.environ["MIA_LOAD_PLUGINS"] = ""  # installed plugins must not change what tests see
+os.environ["MIA_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"  # no test may reach for the network
 
 import json
 from pathlib import Path
