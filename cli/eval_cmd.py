@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import click
+import numpy as np
 
 from mia.cli.params import COUNT, NON_NEGATIVE_INT, parse_weights_option
+from mia.core.bootstrap import format_intervals, outcome_intervals, query_outcomes
 from mia.core.device import DEVICES
 from mia.core.errors import MiaError
 from mia.core.outputs import check_page_path
@@ -43,7 +45,7 @@ def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_
         result = evaluate_checkpoint(checkpoint_path, data, split, device, eval_chunk, workers,
                                      show_progress=not as_json, log=log, weights=weights)
         records, metrics, alignments = result.split.records, result.metrics, result.model.active
-        similarity, source, extra = result.similarity, str(checkpoint_path), {}
+        similarity, source, extra, twins = result.similarity, str(checkpoint_path), {}, result.split.twins
     else:
         if not model_dir or not data:
             raise MiaError("--backend onnx needs --model DIR and --data SPEC")
@@ -59,10 +61,11 @@ def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_
         records = dataset.split(split)
         metrics, similarity = evaluate_retriever(retriever, records, eval_chunk, show_progress=not as_json)
         alignments, source = retriever.manifest["alignments"], str(model_dir)
-        extra = {"providers": retriever.providers}
-    query_pids = [r.person_id for r in records for _ in r.captions]
-    gallery_pids = [r.person_id for r in records]
+        extra, twins = {"providers": retriever.providers}, dataset.twins
+    query_pids = np.asarray([r.person_id for r in records for _ in r.captions])
+    gallery_pids = np.asarray([r.person_id for r in records])
     chance = chance_r1(query_pids, gallery_pids)
+    intervals = outcome_intervals(query_outcomes(similarity, query_pids, gallery_pids, twins))
     if html_path:
         from mia.export.html import evaluation_page
 
@@ -73,10 +76,13 @@ def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_
         log(f"wrote {html_path} ({shown} queries)")
     if as_json:
         click.echo(json.dumps({"source": source, "backend": backend, "split": split, "alignments": alignments,
-                               "queries": len(query_pids), "gallery": len(gallery_pids), "chance_R1": chance,
-                               **extra, **metrics}))
+                               "queries": len(query_pids), "gallery": len(gallery_pids),
+                               "people": len(np.unique(query_pids)), "chance_R1": chance, **extra, **metrics,
+                               "intervals": {m: [i.low, i.high] for m, i in intervals.items()},
+                               **({"twin": intervals["twin"].estimate} if "twin" in intervals else {})}))
     else:
         where = f" via {extra['providers'][0]}" if extra else ""
         click.echo(f"{split}: {len(query_pids)} queries x {len(gallery_pids)} images{where} "
                    f"(R1 of a random ranking: {chance:.2f}%)")
         click.echo(format_metrics_table({"+".join(alignments): metrics}))
+        click.echo(format_intervals(intervals, len(np.unique(query_pids))))

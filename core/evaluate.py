@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from mia.core.bootstrap import QueryOutcomes, query_outcomes
 from mia.core.checkpoint import load_checkpoint, model_from_checkpoint
 from mia.core.config import TrainConfig
 from mia.core.data import GalleryDataset, ImageReader, TextSettings, TextTable, build_text_table, make_loader
@@ -27,10 +28,12 @@ from mia.core.stages import resolve_weights
 
 @dataclass
 class EvalSplit:
-    """One split ready to evaluate: gallery records and every caption as a query."""
+    """One split ready to evaluate: gallery records, every caption as a query, and the data
+    set's look-alike pairs of people (for twin accuracy)."""
 
     records: list[Record]
     table: TextTable
+    twins: Sequence[tuple[int, int]] = ()
 
     @property
     def gallery_pids(self) -> np.ndarray:
@@ -42,8 +45,8 @@ class EvalSplit:
 
 
 def prepare_split(records: Sequence[Record], tokenizer, settings: TextSettings,
-                  chunker_spec: str | None) -> EvalSplit:
-    return EvalSplit(list(records), build_text_table(records, tokenizer, settings, chunker_spec))
+                  chunker_spec: str | None, twins: Sequence[tuple[int, int]] = ()) -> EvalSplit:
+    return EvalSplit(list(records), build_text_table(records, tokenizer, settings, chunker_spec), twins)
 
 
 @torch.no_grad()
@@ -148,6 +151,11 @@ class CheckpointEvaluation:
     similarity: np.ndarray  # [queries, gallery], for result pages
     components: dict[str, dict[str, float]]  # each alignment scoring alone (when asked for)
 
+    @property
+    def outcomes(self) -> QueryOutcomes:
+        """Per-query results (for confidence intervals, paired comparisons and twin accuracy)."""
+        return query_outcomes(self.similarity, self.split.query_pids, self.split.gallery_pids, self.split.twins)
+
 
 def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: str = "test",
                         device: str = "auto", chunk: int | None = None, workers: int | None = None,
@@ -170,7 +178,7 @@ def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: st
     for note in dataset.notes:
         if log:
             log(f"data: {note}")
-    eval_split = prepare_split(dataset.split(split), tokenizer, model.text_settings(), model.chunker)
+    eval_split = prepare_split(dataset.split(split), tokenizer, model.text_settings(), model.chunker, dataset.twins)
     if workers is None:
         workers = config.resolved_workers(torch_device.type == "cuda")
     scorings = {"fused": None}

@@ -30,12 +30,14 @@ class Record:
 
 @dataclass
 class DataSet:
-    """Checked records of one data set, with the notes on what was skipped and why."""
+    """Checked records of one data set, with the notes on what was skipped and why, and the
+    look-alike pairs of people it declares (``twins``), if any."""
 
     name: str
     source: str
     records: list[Record]
     notes: list[str] = field(default_factory=list)
+    twins: list[tuple[int, int]] = field(default_factory=list)
 
     def split(self, name: str) -> list[Record]:
         records = [r for r in self.records if r.split == name]
@@ -87,7 +89,21 @@ def load_dataset(spec: str, check_images_on_disk: bool = True) -> DataSet:
         dataset.records = _drop_bad_images(dataset.records, dataset.notes)
     if not dataset.records:
         raise MiaError(f"data set '{spec}' has no usable records ({'; '.join(dataset.notes) or 'empty'})")
+    twins_of = getattr(component.factory, "twins", None)
+    if twins_of is not None:
+        dataset.twins = _checked_twins(twins_of(path), dataset, spec)
     return dataset
+
+
+def _checked_twins(pairs: list[tuple[int, int]], dataset: DataSet, spec: str) -> list[tuple[int, int]]:
+    """Twin pairs must name people of the data set (a typo would silently drop a pair)."""
+    people = {r.person_id for r in dataset.records}
+    for a, b in pairs:
+        for person in (a, b):
+            if person not in people:
+                raise MiaError(f"data set '{spec}': twin pair ({a}, {b}) names person {person}, "
+                               "who has no usable image in the data set")
+    return list(pairs)
 
 
 def _drop_repeated_images(records: list[Record], notes: list[str]) -> list[Record]:

@@ -16,6 +16,7 @@ from mia.core.errors import MiaError
 from mia.core.records import SPLITS, Record
 
 MAX_PERSON_ID = 2**63 - 1  # person ids live in int64 arrays
+TWINS_FILE = "twins.json"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,20 @@ class JsonFormat:
 
     def detect(self, path: Path) -> bool:
         return self.annotation_path(path).name == self.annotation_file and self.annotation_path(path).is_file()
+
+    def twins(self, path: Path) -> list[tuple[int, int]]:
+        """Look-alike pairs of people from ``twins.json`` beside the annotation file (optional):
+        a list of ``{"a": id, "b": id}`` (synthpedes writes one; any data set may)."""
+        twins_path = self.annotation_path(path).parent / TWINS_FILE
+        if not twins_path.is_file():
+            return []
+        pairs = []
+        for i, entry in enumerate(_load_json_list(twins_path)):
+            where = f"{twins_path}: entry {i}"
+            if not isinstance(entry, dict) or "a" not in entry or "b" not in entry:
+                raise MiaError(f"{where}: expected an object with fields 'a' and 'b' (person ids)")
+            pairs.append((_person_id(entry["a"], where, "a"), _person_id(entry["b"], where, "b")))
+        return pairs
 
     def read(self, path: Path) -> list[Record]:
         annotation = self.annotation_path(path)
@@ -76,12 +91,12 @@ def _encodable(text: str) -> bool:
         return False
 
 
-def _person_id(value, where: str) -> int:
+def _person_id(value, where: str, field: str = "id") -> int:
     """A non-negative integer (or its decimal string) that fits in 64 bits."""
     if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,19}\s*", value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PERSON_ID:
-        raise MiaError(f"{where}: field 'id' must be an integer from 0 to {MAX_PERSON_ID}, got {value!r}"[:300])
+        raise MiaError(f"{where}: field '{field}' must be an integer from 0 to {MAX_PERSON_ID}, got {value!r}"[:300])
     return value
 
 
