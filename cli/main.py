@@ -89,11 +89,12 @@ def list_command(kind):
 
 
 from mia.cli.ablate_cmd import ablate_command  # noqa: E402  (commands attach to the group defined above)
+from mia.cli.compare_cmd import compare_command  # noqa: E402
 from mia.cli.data_cmd import data  # noqa: E402
 from mia.cli.eval_cmd import eval_command  # noqa: E402
 from mia.cli.export_cmd import export  # noqa: E402
 from mia.cli.search_cmd import search_command  # noqa: E402
 from mia.cli.train_cmd import train_command  # noqa: E402
 
-for _command in (data, train_command, eval_command, ablate_command, export, search_command):
+for _command in (data, train_command, eval_command, compare_command, ablate_command, export, search_command):
     cli.add_command(_command)
