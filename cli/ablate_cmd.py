@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from mia.cli.options import config_from, explicit_options, train_options
 from mia.cli.params import parse_list, parse_seeds
-from mia.core.ablation import markdown_table, run_ablation
+from mia.core.ablation import run_ablation
+from mia.core.ablation_report import intervals, markdown_table
 from mia.core.errors import MiaError
 
 
@@ -26,5 +29,5 @@ def ablate_command(ctx, combinations, seeds, out, **options):
         state = run_ablation(base, combos, seeds, out, log=lambda m: click.echo(m, err=True))
     except KeyboardInterrupt:
         raise MiaError(f"interrupted; finished runs are in {out}/ablation.json: run the same command to resume") from None
-    click.echo(markdown_table(state))
+    click.echo(markdown_table(state, intervals(state, Path(out))))
     click.echo(f"wrote {out}/ablation.json, {out}/ablation.md, {out}/ablation.png")

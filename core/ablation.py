@@ -1,15 +1,15 @@
 """``mia ablate``: train every alignment combination with the same data, seeds, budget and
-schedule, evaluate each on the test split, and report mean +/- std over seeds.
+schedule, and evaluate each on the test split (reports: :mod:`mia.core.ablation_report`).
 
-Results go to ``ablation.json`` after every run (atomically), so an interrupted ablation
-resumes where it stopped: finished runs are skipped, a half-trained run continues from
-its ``last.pt``.
+Results go to ``ablation.json`` after every run (atomically) and each run's per-query
+results beside its checkpoints, so an interrupted ablation resumes where it stopped
+(finished runs are skipped, a half-trained run continues from its ``last.pt``) and its
+intervals are computed from every run, old and new alike.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,10 +17,9 @@ from mia.core import atomic
 from mia.core.config import RUN_ONLY_FIELDS, TrainConfig
 from mia.core.errors import MiaError
 from mia.core.evaluate import evaluate_checkpoint
-from mia.core.metrics import METRIC_NAMES
 from mia.core.model import canonical_alignments
 from mia.core.outputs import check_ablation_dir
-from mia.core.plots import grouped_bar_chart
+from mia.core.ablation_report import OUTCOMES_FILE, report_dict, write_reports
 from mia.core.records import load_dataset
 from mia.core.train import train
 
@@ -74,18 +73,25 @@ def run_ablation(base: TrainConfig, combos: list[list[str]], seeds: list[int], o
         result = train(config, resume=resume, log=log)
         evaluation = evaluate_checkpoint(run_dir / "best.pt", None, report_split, base.device, base.eval_chunk,
                                          base.workers, show_progress=not base.quiet, components=True)
+        evaluation.outcomes.save(run_dir / OUTCOMES_FILE)
         state["runs"].append({
             "combination": name, "alignments": combo, "seed": seed, "split": report_split,
-            **evaluation.metrics,
+            **evaluation.metrics, "twin": evaluation.outcomes.mean("twin"),
+            "outcomes": (run_dir / OUTCOMES_FILE).relative_to(out).as_posix(),
             "components": {name: m["R1"] for name, m in evaluation.components.items()},
             "best_epoch": result.best["epoch"],
             "train_seconds": round(sum(r["train_seconds"] for r in result.history), 1),
             "parameters": sum(p.numel() for p in evaluation.model.parameters()),
         })
-        atomic.write_text(results_path, json.dumps(state, indent=2))
-        write_reports(state, out)
-    write_reports(state, out)
+        _save(state, out)
+    _save(state, out)
     return state
+
+
+def _save(state: dict, out: Path) -> None:
+    """``ablation.json`` (with the current intervals) and the reports, all rewritten atomically."""
+    state["intervals"] = report_dict(write_reports(state, out)) if state["runs"] else {}
+    atomic.write_text(out / "ablation.json", json.dumps(state, indent=2))
 
 
 def _read_state(path: Path) -> dict:
@@ -103,48 +109,3 @@ def _read_state(path: Path) -> dict:
 def _report_split(data_spec: str) -> str:
     dataset = load_dataset(data_spec)
     return next(s for s in REPORT_SPLIT_PREFERENCE if dataset.has_split(s))
-
-
-def summarize(state: dict) -> dict[str, dict[str, tuple[float, float]]]:
-    """combination -> field -> (mean, std over seeds) for metrics, time and parameters."""
-    summary = {}
-    for name in state["settings"]["combinations"]:
-        runs = [r for r in state["runs"] if r["combination"] == name]
-        if not runs:
-            continue
-        summary[name] = {}
-        for field in (*METRIC_NAMES, "train_seconds", "parameters"):
-            values = [float(r[field]) for r in runs]
-            summary[name][field] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
-        summary[name]["seeds"] = (len(runs), 0.0)
-    return summary
-
-
-def markdown_table(state: dict) -> str:
-    summary = summarize(state)
-    split = state["runs"][0]["split"] if state["runs"] else "test"
-    lines = [f"| alignments ({split}, mean ± std) | seeds | " + " | ".join(METRIC_NAMES) + " | train time (s) | parameters (M) |",
-             "|---|---:|" + "---:|" * (len(METRIC_NAMES) + 2)]
-    for name, fields in summary.items():
-        cells = [f"{fields[m][0]:.2f} ± {fields[m][1]:.2f}" for m in METRIC_NAMES]
-        cells.append(f"{fields['train_seconds'][0]:.0f}")
-        cells.append(f"{fields['parameters'][0] / 1e6:.2f}")
-        lines.append(f"| {name} | {int(fields['seeds'][0])} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def write_reports(state: dict, out: Path) -> None:
-    if not state["runs"]:
-        return
-    table = markdown_table(state)
-    per_run = ["| alignments | seed | " + " | ".join(METRIC_NAMES) + " | best epoch | R1 of each alignment alone |",
-               "|---|---:|" + "---:|" * (len(METRIC_NAMES) + 1) + "---|"]
-    for run in state["runs"]:
-        alone = ", ".join(f"{name} {r1:.2f}" for name, r1 in run.get("components", {}).items()) or "-"
-        per_run.append(f"| {run['combination']} | {run['seed']} | "
-                       + " | ".join(f"{run[m]:.2f}" for m in METRIC_NAMES) + f" | {run['best_epoch']} | {alone} |")
-    atomic.write_text(out / "ablation.md", f"# Ablation\n\n{table}\n\n## Runs\n\n" + "\n".join(per_run) + "\n")
-    summary = summarize(state)
-    series = {name: [fields[m] for m in METRIC_NAMES] for name, fields in summary.items()}
-    grouped_bar_chart(out / "ablation.png", f"Alignment ablation on {state['settings']['config']['data']} "
-                      f"({state['runs'][0]['split']}, mean ± std over seeds)", list(METRIC_NAMES), series)

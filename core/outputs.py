@@ -19,7 +19,7 @@ from mia.core.errors import MiaError
 SHOWN = 4  # entries named in a refusal; the rest are counted
 
 #: files a training run writes into its ``--out``
-RUN_FILES = frozenset({"last.pt", "best.pt", "metrics.jsonl"})
+RUN_FILES = frozenset({"last.pt", "best.pt", "metrics.jsonl", "test-outcomes.npz"})
 #: what an ablation writes into its ``--out``
 ABLATION_FILES = frozenset({"ablation.json", "ablation.md", "ablation.png", "runs"})
 #: the generator tag of every page mia writes (``--html`` replaces only such pages)

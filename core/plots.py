@@ -21,9 +21,10 @@ def _font(size: int):
 
 
 def grouped_bar_chart(path: str | Path, title: str, groups: list[str],
-                      series: dict[str, list[tuple[float, float]]], y_label: str = "%",
+                      series: dict[str, list[tuple[float, float, float]]], y_label: str = "%",
                       y_max: float = 100.0) -> None:
-    """Bars of ``series[name][g] = (mean, std)`` for each group ``g``, with std whiskers."""
+    """Bars of ``series[name][g] = (value, low, high)`` for each group ``g``, with whiskers
+    from low to high (an interval)."""
     width, height = max(640, 140 * len(groups) + 160), 480
     left, right, top, bottom = 70, 20, 50, 110
     image = Image.new("RGB", (width, height), "white")
@@ -47,15 +48,15 @@ def grouped_bar_chart(path: str | Path, title: str, groups: list[str],
     for g, group in enumerate(groups):
         x0 = left + g * group_w + group_w * 0.1
         for s, name in enumerate(names):
-            mean, std = series[name][g]
+            mean, low, high = series[name][g]
             bx = x0 + s * bar_w
             draw.rectangle([bx, y(mean), bx + bar_w - 2, top + plot_h], fill=PALETTE[s % len(PALETTE)])
             cx = bx + (bar_w - 2) / 2
-            if std > 0:
-                draw.line([(cx, y(mean + std)), (cx, y(mean - std))], fill="black", width=1)
-                draw.line([(cx - 3, y(mean + std)), (cx + 3, y(mean + std))], fill="black")
-                draw.line([(cx - 3, y(mean - std)), (cx + 3, y(mean - std))], fill="black")
-            draw.text((cx, y(mean + std) - 3), f"{mean:.1f}", fill="black", font=_font(10), anchor="mb")
+            if high > low:
+                draw.line([(cx, y(high)), (cx, y(low))], fill="black", width=1)
+                draw.line([(cx - 3, y(high)), (cx + 3, y(high))], fill="black")
+                draw.line([(cx - 3, y(low)), (cx + 3, y(low))], fill="black")
+            draw.text((cx, y(max(high, mean)) - 3), f"{mean:.1f}", fill="black", font=_font(10), anchor="mb")
         draw.text((left + g * group_w + group_w / 2, top + plot_h + 8), group, fill="black", font=font, anchor="mt")
 
     legend_y = height - bottom + 40

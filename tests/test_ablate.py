@@ -40,6 +40,11 @@ def test_ablate_writes_reports_and_resumes(tiny_synth, tmp_path):
     assert [sorted(r["components"]) for r in state["runs"]] == [[], [], ["fine", "global"], ["fine", "global"]]
     table = (out / "ablation.md").read_text()
     assert "| global | 2 |" in table and "| global+fine | 2 |" in table and "±" in table
+    state_intervals = state["intervals"]
+    versus = state_intervals["versus"]["global+fine"]["R1"]
+    assert versus["low"] <= versus["estimate"] <= versus["high"] and "verdict" in versus
+    assert set(state_intervals["combinations"]) == {"global", "global+fine"}
+    assert "| minus global |" in table and "95% interval over people and seeds" in table
     assert "R1 of each alignment alone" in table and "global+fine | 0 |" in table
     assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| global+fine | 2 |" in first.output
@@ -55,6 +60,20 @@ def test_ablate_writes_reports_and_resumes(tiny_synth, tmp_path):
     resumed = json.loads((out / "ablation.json").read_text())
     assert [(r["combination"], r["seed"]) for r in resumed["runs"]] == \
         [("global", 0), ("global", 1), ("global+fine", 0), ("global+fine", 1)]
+    assert resumed["intervals"] == state_intervals  # computed from every run's saved per-query results
+
+    # the paired comparison of two of its runs, through `mia compare`
+    compared = run("compare", out / "runs" / "global+fine-seed0", out / "runs" / "global-seed0" / "best.pt",
+                   "--json", "--workers", 0, "--device", "cpu")
+    assert compared.exit_code == 0, compared.output
+    result = json.loads(compared.output.strip().splitlines()[-1])
+    fine_run = next(r for r in resumed["runs"] if r["combination"] == "global+fine" and r["seed"] == 0)
+    assert result["models"][0]["R1"] == pytest.approx(fine_run["R1"])
+    difference = result["differences"]["R1"]
+    assert difference["low"] <= difference["estimate"] <= difference["high"]
+    assert difference["verdict"] in ("better", "worse", "not resolved") and result["people"] == 6
+    text = run("compare", out / "runs" / "global+fine-seed0", out / "runs" / "global+fine-seed0", "--workers", 0)
+    assert "| R1 |" in text.output and "| +0.00 | [+0.00, +0.00] | not resolved |" in text.output
 
 
 def test_ablate_refuses_other_settings_in_the_same_out(tiny_synth, tmp_path):
@@ -91,3 +110,16 @@ def test_every_subset_trains_and_evaluates(tiny_synth, tmp_path, align):
 def test_missing_spacy_pipeline_is_a_one_line_error(tiny_synth, tmp_path):
     one_line_error(run("train", "--data", tiny_synth, "--out", tmp_path / "s", *TINY, "--align", "fine",
                        "--chunker", "spacy:no_such_pipeline"), "--chunker spacy:no_such_pipeline")
+
+
+def test_compare_refuses_models_trained_on_different_data(tiny_synth, tmp_path):
+    first = tmp_path / "first"
+    train_result = run("train", "--data", tiny_synth, "--out", first, *TINY, "--epochs", 1)
+    assert train_result.exit_code == 0, train_result.output
+    payload = torch.load(first / "best.pt", weights_only=True)
+    payload["config"]["data"] = "synthpedes"
+    other = tmp_path / "other.pt"
+    torch.save(payload, other)
+    one_line_error(run("compare", first, other, "--workers", 0),
+                   f"{first / 'best.pt'} was trained on '{tiny_synth}' and {other} on 'synthpedes'",
+                   "pass --data to compare them on the same queries")
