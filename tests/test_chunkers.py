@@ -163,6 +163,21 @@ def test_stop_words_verbs_and_possessives_are_never_modifiers():
     assert chunk_phrases("a black or white hat") == ["white hat"]
 
 
+@pytest.mark.parametrize("caption,expected", [
+    ("A fellow clad in a navy hooded top, crimson slacks and cobalt plimsolls is lugging a tan rucksack.",
+     ["a navy hooded top", "crimson slacks", "cobalt plimsolls", "a tan rucksack"]),
+    ("The lass has flowing chestnut locks and dons an off-white round neck t-shirt, a pair of greyish "
+     "denims and a jet-black crossbody bag.",
+     ["flowing chestnut locks", "an off-white round neck t-shirt", "a pair of greyish denims",
+      "a jet-black crossbody bag"]),
+    ("A gent with a shaven scalp wearing an ivory overcoat, a half-sleeved plum jumper and a snapback.",
+     ["a shaven scalp", "an ivory overcoat", "a half-sleeved plum jumper", "a snapback"]),
+])
+def test_everyday_and_rarer_clothing_words_need_no_guessing(caption, expected):
+    """Synonyms people use ("slacks", "denims") and rarer ones ("plimsolls", "rucksack") are listed."""
+    assert RuleChunker(unknown_modifiers=False)(caption) == expected
+
+
 def test_strict_rules_keep_only_listed_words():
     strict = RuleChunker(unknown_modifiers=False)
     assert strict("a maroon-ish jacket and a very light blue coat") == ["jacket", "light blue coat"]

@@ -46,13 +46,20 @@ COLOURS = frozenset("""
     khaki beige tan maroon burgundy cream teal turquoise olive gold golden silver
     blonde blond auburn light dark bright pale colorful colourful multicolored
     multicoloured neon plain
+    off-white all-black jet-black pitch-black colored coloured
+    whitish reddish bluish greenish yellowish greyish grayish brownish pinkish purplish orangish
+    royal deep vivid pure medium forest leaf grass sunflower steel stone coffee bubblegum candy
+    crimson scarlet cherry ruby cobalt sapphire ultramarine emerald jade lemon canary mustard
+    slate pewter ashen chocolate mocha walnut rose rosy blush plum amethyst eggplant
+    tangerine pumpkin amber ivory snowy alabaster ebony onyx inky
+    raven chestnut brunette flaxen honey silvery fair greying graying
 """.split())
 PATTERNS = frozenset("""
     striped plaid checkered checked floral flowered polka-dot printed patterned
-    camouflage camo graphic spotted dotted
+    camouflage camo graphic spotted dotted solid
 """.split())
 MATERIALS = frozenset("""
-    denim leather cotton wool woolen woollen knit knitted jean suede silk fur furry lace
+    denim leather cotton wool woolen woollen woolly knit knitted jean suede silk fur furry lace
     plastic canvas fleece puffy padded
 """.split())
 SHAPES = frozenset("""
@@ -61,7 +68,9 @@ SHAPES = frozenset("""
     knee ankle mid length knee-length ankle-length shoulder-length
     sleeve sleeved long-sleeved short-sleeved sleeveless heeled high-heeled
     hooded collared v neck framed rimmed open toed casual formal sport sports athletic
-    crossbody cross-body
+    crossbody cross-body full half round flat flared strappy peaked brimmed hand-held
+    zip-up button-down button-up simple nice outdoor summer winter office
+    flowing lengthy cropped closely shaved shaven hairless
 """.split())
 MODIFIERS = COLOURS | PATTERNS | MATERIALS | SHAPES
 
@@ -69,12 +78,15 @@ MODIFIERS = COLOURS | PATTERNS | MATERIALS | SHAPES
 CLOTHING = """
     shirt tee top blouse jacket coat sweater sweatshirt hoodie cardigan vest
     dress skirt suit uniform jumpsuit outfit blazer parka windbreaker jersey polo tunic
-    gown robe apron pullover tank
+    gown robe apron pullover tank tshirt crewneck oxford bomber overcoat topcoat greatcoat
+    jumper hoody frock minidress miniskirt
 """
-FOOTWEAR = "shoe sneaker boot sandal heel slipper loafer sock stocking trainer"
+FOOTWEAR = "shoe sneaker boot sandal heel slipper loafer sock stocking trainer plimsoll chukka brogue espadrille"
 ACCESSORIES = """
     backpack bag handbag purse tote satchel briefcase suitcase umbrella hat cap beanie
     helmet hood scarf belt watch bracelet necklace earring glove mask headband tie
+    bookbag rucksack knapsack daypack haversack pocketbook clutch snapback ballcap fedora
+    trilby toque skullcap
 """
 CARRIED = "phone cellphone bottle book folder box bicycle bike stroller"
 HAIRSTYLES = "ponytail bun braid beard mustache moustache"
@@ -83,6 +95,7 @@ PATTERN_NOUNS = "stripe dot logo print pattern design"
 INVARIABLE_NOUNS = """
     jeans shorts pants trousers slacks leggings tights khakis capris overalls clothes clothing
     luggage glasses sunglasses eyeglasses goggles headphones earphones flats bangs pigtails
+    denims chinos corduroys dungarees bermudas kicks booties
 """
 _IRREGULAR_PLURALS = {"scarf": "scarves"}
 
@@ -92,16 +105,16 @@ COMPOUND_NOUNS = """
     back pack | book bag | gym bag | shopping bag | paper bag | fanny pack | flip flop |
     tennis shoe | running shoe | dress shoe | high heel | rain coat | trench coat |
     lab coat | suit jacket | ski jacket | sweat pants | yoga pants | cargo pants |
-    cargo shorts | rain boot | face mask
+    cargo shorts | rain boot | face mask | school bag | side bag | sling bag | gym shoe
 """
 
 #: body nouns are phrases only with a modifier ("long hair", not "her hair")
-BODY_NOUNS = frozenset("hair head sleeves skin legs arms".split())
+BODY_NOUNS = frozenset("hair head sleeves skin legs arms locks scalp".split())
 #: never phrases, never unknown modifiers ("a young man", "the lady's bag")
 PERSON_NOUNS = frozenset("""
     man men woman women lady ladies girl girls guy guys person people male males female
     females boy boys gentleman gentlemen kid kids child children pedestrian pedestrians
-    adult adults teenager teen individual
+    adult adults teenager teen individual lad fellow gent chap bloke dude gal lass madam dame
 """.split())
 #: at most this many unlisted words in a row count as modifiers ("a military style jacket")
 MAX_UNKNOWN_RUN = 2
@@ -112,6 +125,8 @@ STOP_WORDS = frozenset("""
     behind beside between while as is are was were be been has have had also who that
     which this these those there it its he she they him them than then not no
     dressed paired left right other another same
+    clad dons attired garbed clothed outfitted lugs hauls grips put got strapped
+    slung draped appears seems looks like what also
 """.split())
 
 

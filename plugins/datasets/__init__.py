@@ -1,4 +1,5 @@
-"""Built-in data sets: the three public benchmarks and the generated ``synthpedes``."""
+"""Built-in data sets: the three public benchmarks and the generated ``synthpedes`` (and its
+open-vocabulary variant ``synthpedes-unseen``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 from mia.core.errors import MiaError
 from mia.core.hookspecs import hookimpl
 from mia.plugins.datasets.pedes_json import CUHK_PEDES, ICFG_PEDES, RSTPREID, JsonFormat
-from mia.plugins.datasets.synthpedes_source import synthpedes_records
+from mia.plugins.datasets.synthpedes_source import synthpedes_records, synthpedes_unseen_records
 
 
 def _reader(fmt: JsonFormat, dataset: str):
@@ -30,3 +31,5 @@ def register_datasets(register):
              description="RSTPReid: data_captions.json + imgs/ (train/val/test)")
     register("synthpedes", synthpedes_records,
              description="built-in procedurally drawn pedestrians in CUHK-PEDES format (generated and cached)")
+    register("synthpedes-unseen", synthpedes_unseen_records,
+             description="synthpedes with its test captions written only in held-out words (open-vocabulary test)")

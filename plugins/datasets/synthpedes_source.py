@@ -1,7 +1,10 @@
-"""``--data synthpedes``: generate the default synthetic set once, cache it, read it.
+"""``--data synthpedes`` and ``--data synthpedes-unseen``: generate the default synthetic
+set once, cache it, read it.
 
 The cache key covers the generator settings and ``SYNTHPEDES_FORMAT`` (bump it whenever
-the drawing or captions change), so a stale set is never reused after an upgrade.
+the drawing or captions change), so a stale set is never reused after an upgrade.  Both
+data sets read the same directory, through different annotation files, so the
+open-vocabulary test shares its images with the normal one.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from pathlib import Path
 from mia.core.paths import cache_dir
 from mia.core.progress import Progress
 from mia.core.records import Record
-from mia.plugins.datasets.pedes_json import CUHK_PEDES
-from mia.plugins.datasets.synthpedes import SynthConfig, generate_synthpedes
+from mia.plugins.datasets.pedes_json import CUHK_PEDES, JsonFormat
+from mia.plugins.datasets.synthpedes import UNSEEN_ANNOTATION_FILE, SynthConfig, generate_synthpedes
 
-SYNTHPEDES_FORMAT = 1
+SYNTHPEDES_FORMAT = 2
+#: the same entries as reid_raw.json, with the test captions in held-out words
+SYNTHPEDES_UNSEEN = JsonFormat(UNSEEN_ANNOTATION_FILE, "file_path")
 
 def default_synthpedes_dir(config: SynthConfig = SynthConfig()) -> Path:
     settings = json.dumps({"format": SYNTHPEDES_FORMAT, **dataclasses.asdict(config)}, sort_keys=True)
@@ -35,6 +40,17 @@ def ensure_synthpedes(config: SynthConfig = SynthConfig()) -> Path:
             generate_synthpedes(directory, config, progress=lambda done, _total: bar.update(done - bar.done))
     return directory
 
+def _read(fmt: JsonFormat, path: Path | None) -> list[Record]:
+    return fmt.read(ensure_synthpedes() if path is None else path)
+
 def synthpedes_records(path: Path | None) -> list[Record]:
     """Records of a generated set: the cached default, or one made by ``mia data synth``."""
-    return CUHK_PEDES.read(ensure_synthpedes() if path is None else path)
+    return _read(CUHK_PEDES, path)
+
+def synthpedes_unseen_records(path: Path | None) -> list[Record]:
+    """Like :func:`synthpedes_records`, with the test captions in held-out words.
+
+    It has no ``detect``: a generated directory given as a plain path must keep loading
+    as CUHK-PEDES through ``reid_raw.json``.
+    """
+    return _read(SYNTHPEDES_UNSEEN, path)

@@ -1,11 +1,16 @@
 """Writing a synthpedes data set to disk in the CUHK-PEDES layout.
 
 The output is what the CUHK-PEDES loader reads (``imgs/`` plus ``reid_raw.json``), so the
-demo and the test suite exercise the same code path as the real data set.  Generation is
-deterministic for a seed: identities come from one ``random.Random(seed)`` and every image
-(and its captions) from an RNG seeded by (seed, id, image index), so results do not
-depend on generation order.  The data set appears atomically: it is built in a hidden
-sibling directory that is renamed into place only when complete.
+demo and the test suite exercise the same code path as the real data set.  A second
+annotation file, ``reid_raw_unseen.json`` (:data:`UNSEEN_ANNOTATION_FILE`), lists the same
+images, ids and splits with the test captions written in the held-out wording (see
+``wording.py``): the "unseen words" test of ``--data synthpedes-unseen``.  Train and val
+entries are identical in both files, so a model trained on either is the same model.
+
+Generation is deterministic for a seed: identities come from one ``random.Random(seed)``
+and every image (and its captions) from an RNG seeded by (seed, id, image index), so
+results do not depend on generation order.  The data set appears atomically: it is built
+in a hidden sibling directory that is renamed into place only when complete.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ from PIL import Image, ImageDraw, ImageFont
 from .attributes import ATTRIBUTE_FIELDS, Identity, sample_group
 from .captions import make_captions, tokenize
 from .render import render_jpeg
+from .wording import HELD_OUT
 
 ANNOTATION_FILE = "reid_raw.json"
+UNSEEN_ANNOTATION_FILE = "reid_raw_unseen.json"
 IDENTITY_FILE = "identities.json"
 IMAGE_DIR = "imgs"
 SPLITS = ("train", "val", "test")
@@ -102,37 +109,53 @@ def _image_rng(seed: int, pid: int, index: int, purpose: str) -> random.Random:
     return random.Random(f"synthpedes/{seed}/{pid}/{index}/{purpose}")
 
 
-def _write_images(root: Path, config: SynthConfig, identities: dict[int, dict], progress) -> list[dict]:
-    """Render and save every image; return the CUHK-PEDES annotation entries."""
-    total, done, entries = len(identities) * config.images_per_id, 0, []
+def _entry(split: str, pid: int, file_path: str, captions: list[str]) -> dict:
+    """One CUHK-PEDES annotation entry."""
+    return {
+        "split": split,
+        "captions": captions,
+        "file_path": file_path,
+        "processed_tokens": [tokenize(caption) for caption in captions],
+        "id": pid,
+    }
+
+
+def _write_images(
+    root: Path, config: SynthConfig, identities: dict[int, dict], progress
+) -> tuple[list[dict], list[dict]]:
+    """Render and save every image; return the entries of both annotation files.
+
+    Held-out captions have their own RNG, so the training captions of an image are the
+    same whether or not its split gets held-out ones.
+    """
+    total, done, entries, unseen_entries = len(identities) * config.images_per_id, 0, [], []
     for split in SPLITS:
         (root / IMAGE_DIR / split).mkdir(parents=True)
     for pid, record in identities.items():
         identity = Identity(**{field: record[field] for field in ATTRIBUTE_FIELDS})
+        split = record["split"]
         for index in range(config.images_per_id):
             jpeg, view = render_jpeg(identity, _image_rng(config.seed, pid, index, "image"), config.height)
-            file_path = f"{record['split']}/{pid}_{index}.jpg"
+            file_path = f"{split}/{pid}_{index}.jpg"
             (root / IMAGE_DIR / file_path).write_bytes(jpeg)
             captions = make_captions(identity, _image_rng(config.seed, pid, index, "captions"), view)
-            entries.append(
-                {
-                    "split": record["split"],
-                    "captions": captions,
-                    "file_path": file_path,
-                    "processed_tokens": [tokenize(caption) for caption in captions],
-                    "id": pid,
-                }
-            )
+            entries.append(_entry(split, pid, file_path, captions))
+            if split == "test":
+                rng = _image_rng(config.seed, pid, index, "unseen captions")
+                unseen_entries.append(_entry(split, pid, file_path, make_captions(identity, rng, view, HELD_OUT)))
+            else:
+                unseen_entries.append(entries[-1])
             done += 1
             if progress is not None:
                 progress(done, total)
-    return entries
+    return entries, unseen_entries
 
 
 def _write_dataset(root: Path, config: SynthConfig, progress) -> None:
     identities = build_identities(config)
-    entries = _write_images(root, config, identities, progress)
+    entries, unseen_entries = _write_images(root, config, identities, progress)
     (root / ANNOTATION_FILE).write_text(json.dumps(entries))
+    (root / UNSEEN_ANNOTATION_FILE).write_text(json.dumps(unseen_entries))
     by_id = {str(pid): record for pid, record in identities.items()}
     (root / IDENTITY_FILE).write_text(json.dumps(by_id, indent=1))
 
