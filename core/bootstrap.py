@@ -183,6 +183,13 @@ def format_intervals(intervals: dict[str, Interval], people: int) -> str:
     return line
 
 
+def standard_errors(outcomes: QueryOutcomes, metrics: Sequence[str], replicates: int = 500) -> dict[str, float]:
+    """``{"R1_se": ...}``: the spread of each metric over a bootstrap of people (cheap enough
+    to log for every epoch's validation)."""
+    bootstrap = PeopleBootstrap(outcomes.person, replicates=replicates)
+    return {f"{m}_se": float(np.std(bootstrap.replicate_means([outcomes], m))) for m in metrics}
+
+
 def paired_difference(runs_a: Sequence[QueryOutcomes], runs_b: Sequence[QueryOutcomes], metric: str,
                       bootstrap: PeopleBootstrap | None = None) -> Interval:
     """``a - b`` in ``metric`` (mean over seeds) with its 95% interval, paired on the queries."""

@@ -13,6 +13,9 @@ from mia.core.text_arrays import PHRASE_ENCODINGS
 #: fields that may differ between a run and its resumption (they do not change results)
 RUN_ONLY_FIELDS = ("device", "workers", "out", "stop_after", "eval_chunk", "quiet", "compile")
 
+#: validation metrics that may pick the best epoch
+SELECTION_METRICS = ("R1", "mAP")
+
 #: ``torch.compile`` modes for ``--compile``; reduce-overhead replays the step as CUDA graphs
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -51,6 +54,7 @@ class TrainConfig(DictRoundTrip):
     eval_chunk: int | None = None  # None: core.evaluate.default_chunk (256 on CPU, 1,024 on GPU)
     out: str = "runs/mia"
     stop_after: int | None = None
+    select_by: str = "R1"  # the validation metric that picks best.pt
     quiet: bool = False
     compile: str | None = None
 
@@ -91,6 +95,7 @@ class TrainConfig(DictRoundTrip):
             ("max-phrases", self.max_phrases >= 1, "at least 1"),
             ("phrase-words", self.phrase_words >= 1, "at least 1"),
             ("compile", self.compile in (None, *COMPILE_MODES), f"one of {', '.join(COMPILE_MODES)}"),
+            ("select-by", self.select_by in SELECTION_METRICS, f"one of {', '.join(SELECTION_METRICS)}"),
         ]
         for option, ok, expected in checks:
             if not ok:

@@ -12,14 +12,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from mia.core.bootstrap import QueryOutcomes, query_outcomes
+from mia.core.bootstrap import QueryOutcomes, query_outcomes, standard_errors
 from mia.core.checkpoint import load_checkpoint, model_from_checkpoint
 from mia.core.config import TrainConfig
 from mia.core.data import GalleryDataset, ImageReader, TextSettings, TextTable, build_text_table, make_loader
 from mia.core.device import autocast, prepare_images, resolve_device
 from mia.core.distributed import DistContext, gather_rows
 from mia.core.features import ImageFeatures, TextFeatures, select_texts
-from mia.core.metrics import retrieval_metrics
+from mia.core.metrics import METRIC_NAMES, retrieval_metrics
 from mia.core.model import MiaModel
 from mia.core.progress import Progress
 from mia.core.records import Record, load_dataset
@@ -138,9 +138,16 @@ def split_similarities(model: MiaModel, split: EvalSplit, device: torch.device, 
 def evaluate(model: MiaModel, split: EvalSplit, device: torch.device, chunk: int | None = None,
              workers: int = 0, batch_size: int = 128, show_progress: bool = True,
              context: DistContext = DistContext()) -> dict[str, float]:
-    """R1/R5/R10/mAP/mINP of ``model`` on ``split``."""
+    """R1/R5/R10/mAP/mINP of ``model`` on ``split``, with the standard error of R1 and mAP
+    from a bootstrap over people (``R1_se``, ``mAP_se``) and twin accuracy where the data
+    set declares twins: how far an epoch's number can be trusted."""
     similarity = split_similarities(model, split, device, chunk, workers, batch_size, show_progress, context)["fused"]
-    return retrieval_metrics(similarity, split.query_pids, split.gallery_pids)
+    outcomes = query_outcomes(similarity, split.query_pids, split.gallery_pids, split.twins)
+    metrics = {m: outcomes.mean(m) for m in METRIC_NAMES}
+    metrics.update(standard_errors(outcomes, ("R1", "mAP")))
+    if split.twins:
+        metrics["twin"] = outcomes.mean("twin")
+    return metrics
 
 
 @dataclass

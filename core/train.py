@@ -214,9 +214,8 @@ class Trainer:
             record.update({"split": self.eval_split_name, **metrics, "eval_seconds": round(time.perf_counter() - started, 2)})
             history.append(record)
             # the best model is chosen among epochs that train every requested alignment
-            improved = stage == final_stage and (
-                best["metrics"] is None
-                or (metrics["R1"], metrics["mAP"]) > (best["metrics"]["R1"], best["metrics"]["mAP"]))
+            improved = stage == final_stage and (best["metrics"] is None
+                                                 or self._ranking(metrics) > self._ranking(best["metrics"]))
             if improved:
                 best = {"epoch": epoch + 1, "metrics": metrics}
             if self.context.is_main:
@@ -224,6 +223,11 @@ class Trainer:
             barrier(self.context)
             self.log(self._epoch_line(record, improved))
         return TrainResult(self.out, history, best, self.context.is_main)
+
+    def _ranking(self, metrics: dict) -> tuple[float, float]:
+        """``--select-by`` first, the other of R1/mAP to break ties."""
+        first = self.config.select_by
+        return metrics[first], metrics["mAP" if first == "R1" else "R1"]
 
     def _restore(self) -> None:
         """Weights and optimizer state from ``last.pt``, each checked against this model first."""
