@@ -25,11 +25,17 @@ def data():
 @click.option("--images-per-id", type=COUNT, default=SynthConfig.images_per_id, show_default=True)
 @click.option("--seed", type=NON_NEGATIVE_INT, default=SynthConfig.seed, show_default=True)
 @click.option("--height", type=Number(int, minimum=32), default=SynthConfig.height, show_default=True, help="nominal crop height")
-def synth(out, ids, images_per_id, seed, height):
-    """Generate a synthpedes data set in CUHK-PEDES format (imgs/ + reid_raw.json)."""
+@click.option("--val-ids", type=COUNT, default=None, help="identities in val (default: 10% of --ids)")
+@click.option("--test-ids", type=COUNT, default=None, help="identities in test (default: 25% of --ids)")
+def synth(out, ids, images_per_id, seed, height, val_ids, test_ids):
+    """Generate a synthpedes data set in CUHK-PEDES format (imgs/, reid_raw.json, the
+    held-out-wording reid_raw_unseen.json, identities.json and twins.json)."""
+    if (val_ids or 0) + (test_ids or 0) >= ids:
+        raise MiaError(f"--val-ids {val_ids} and --test-ids {test_ids} leave no training identity out of --ids {ids}")
     check_new_dir("--out", out)
     try:
-        config = SynthConfig(ids=ids, images_per_id=images_per_id, seed=seed, height=height)
+        config = SynthConfig(ids=ids, images_per_id=images_per_id, seed=seed, height=height, val_ids=val_ids,
+                             test_ids=test_ids)
         with Progress(ids * images_per_id, "synthpedes", unit="img") as bar:
             generate_synthpedes(out, config, progress=lambda done, _total: bar.update(done - bar.done))
     except (ValueError, FileExistsError) as exc:

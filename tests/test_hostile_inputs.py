@@ -204,6 +204,13 @@ def with_uninstalled_alignment(payload: dict) -> None:
     payload["active"] = ["global"]
 
 
+def with_twins(w: World, twins: list) -> str:
+    """A two-person CUHK-PEDES folder with a twins.json."""
+    spec = pedes_folder(w, ["train", "test"])
+    (w.tmp / "pedes" / "twins.json").write_text(json.dumps(twins))
+    return spec
+
+
 def pedes_folder(w: World, splits: list[str]) -> str:
     """A CUHK-PEDES folder with one image and two captions per entry of ``splits``."""
     entries = [entry(split=split, file_path=f"{i}.jpg", id=i + 1, captions=["a man in a red coat", "a red coat"])
@@ -242,6 +249,15 @@ CASES = [
               "skipped 1 missing image file(s)"),
     data_case("only-empty-captions", [entry(captions=["  ", ""])], "has no usable records",
               "skipped 1 image(s) without captions"),
+    Case("data-twins-unknown-person", lambda w: ["data", "info", with_twins(w, [{"a": 1, "b": 999}])],
+         ("twin pair (1, 999) names person 999, who has no usable image in the data set",)),
+    Case("data-twins-malformed", lambda w: ["data", "info", with_twins(w, [{"a": 1}])],
+         ("twins.json: entry 0: expected an object with fields 'a' and 'b'",)),
+    Case("data-twins-bad-id", lambda w: ["data", "info", with_twins(w, [{"a": 1, "b": "-2"}])],
+         ("twins.json: entry 0: field 'b' must be an integer from 0",)),
+    Case("data-synth-splits-too-large", lambda w: ["data", "synth", "--out", w.tmp / "s", "--ids", 10, "--val-ids", 5,
+                                                   "--test-ids", 5],
+         ("--val-ids 5 and --test-ids 5 leave no training identity out of --ids 10",)),
     Case("data-unknown-path", lambda w: ["data", "info", w.tmp / "nowhere"], ("neither a data set name",)),
     Case("data-name-needs-path", lambda w: ["data", "info", "cuhk-pedes"], ("--data cuhk-pedes needs a path",)),
     Case("data-unrecognised-folder", lambda w: ["data", "info", user_dir(w, "notes.txt")], ("no data set recognises",)),

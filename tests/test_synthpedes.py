@@ -15,7 +15,7 @@ from mia.core.records import load_dataset
 from mia.core.tokenizer import tokenize as model_tokenize
 from mia.plugins.chunkers.rules import RuleChunker
 from mia.plugins.datasets import synthpedes_source
-from mia.plugins.datasets.synthpedes import IDENTITY_FILE, UNSEEN_ANNOTATION_FILE, SynthConfig, generate_synthpedes
+from mia.plugins.datasets.synthpedes import DEFAULT_SET, IDENTITY_FILE, UNSEEN_ANNOTATION_FILE, SynthConfig, generate_synthpedes
 from mia.plugins.datasets.synthpedes.attributes import (
     ATTRIBUTE_FIELDS,
     BAG_TYPES,
@@ -340,7 +340,7 @@ def _table_words(wording: Wording, tokenizer=model_tokenize) -> set[str]:
 
 def test_training_vocabulary_of_the_default_set_is_in_the_hundreds():
     """The model's tokens over the default set's train captions (views aside, which add a few)."""
-    config, rng, vocabulary = SynthConfig(), random.Random(0), set()
+    config, rng, vocabulary = DEFAULT_SET, random.Random(0), set()
     for record, identity in _identity_records(config):
         if record["split"] == "train":
             for _ in range(config.images_per_id):
@@ -474,7 +474,9 @@ def test_interrupted_generation_leaves_nothing(tmp_path):
         ({"hard_negative_fraction": 1.5}, "hard_negative_fraction"),
         ({"val_fraction": 0.0}, "val_fraction"),
         ({"test_fraction": 0.0}, "test_fraction"),
-        ({"val_fraction": 0.5, "test_fraction": 0.5}, "val_fraction"),
+        ({"val_fraction": 0.5, "test_fraction": 0.5}, "leave no train identity out of ids=400"),
+        ({"val_ids": 300, "test_ids": 100}, "300 val and 100 test identities leave no train identity"),
+        ({"test_ids": 0}, "test_ids"),
         ({"height": 8}, "height"),
     ],
 )
@@ -482,3 +484,12 @@ def test_bad_config_names_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field) as excinfo:
         SynthConfig(**kwargs)
     assert "\n" not in str(excinfo.value)
+
+
+def test_twins_file_lists_every_hard_negative_and_loads_with_the_data(small_set):
+    identities = json.loads((small_set / IDENTITY_FILE).read_text())
+    twins = json.loads((small_set / "twins.json").read_text())
+    derived = {(record["derived_from"], int(pid)) for pid, record in identities.items() if record["derived_from"]}
+    assert {(t["a"], t["b"]) for t in twins} == derived and derived
+    for spec in (str(small_set), f"synthpedes-unseen:{small_set}"):
+        assert sorted(load_dataset(spec).twins) == sorted(derived)

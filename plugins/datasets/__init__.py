@@ -18,6 +18,7 @@ def _reader(fmt: JsonFormat, dataset: str):
         return fmt.read(path)
 
     read.detect = fmt.detect
+    read.twins = fmt.twins
     return read
 
 

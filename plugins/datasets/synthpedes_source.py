@@ -19,18 +19,20 @@ from mia.core.paths import cache_dir
 from mia.core.progress import Progress
 from mia.core.records import Record
 from mia.plugins.datasets.pedes_json import CUHK_PEDES, JsonFormat
-from mia.plugins.datasets.synthpedes import UNSEEN_ANNOTATION_FILE, SynthConfig, generate_synthpedes
+from mia.plugins.datasets.synthpedes import DEFAULT_SET, UNSEEN_ANNOTATION_FILE, SynthConfig, generate_synthpedes
 
 SYNTHPEDES_FORMAT = 2
 #: the same entries as reid_raw.json, with the test captions in held-out words
 SYNTHPEDES_UNSEEN = JsonFormat(UNSEEN_ANNOTATION_FILE, "file_path")
 
-def default_synthpedes_dir(config: SynthConfig = SynthConfig()) -> Path:
+
+def default_synthpedes_dir(config: SynthConfig = DEFAULT_SET) -> Path:
     settings = json.dumps({"format": SYNTHPEDES_FORMAT, **dataclasses.asdict(config)}, sort_keys=True)
     key = hashlib.sha1(settings.encode()).hexdigest()[:12]
     return cache_dir() / "synthpedes" / key
 
-def ensure_synthpedes(config: SynthConfig = SynthConfig()) -> Path:
+
+def ensure_synthpedes(config: SynthConfig = DEFAULT_SET) -> Path:
     """The default synthetic set's directory, generating it on first use."""
     directory = default_synthpedes_dir(config)
     if not (directory / CUHK_PEDES.annotation_file).is_file():
@@ -40,12 +42,15 @@ def ensure_synthpedes(config: SynthConfig = SynthConfig()) -> Path:
             generate_synthpedes(directory, config, progress=lambda done, _total: bar.update(done - bar.done))
     return directory
 
+
 def _read(fmt: JsonFormat, path: Path | None) -> list[Record]:
     return fmt.read(ensure_synthpedes() if path is None else path)
+
 
 def synthpedes_records(path: Path | None) -> list[Record]:
     """Records of a generated set: the cached default, or one made by ``mia data synth``."""
     return _read(CUHK_PEDES, path)
+
 
 def synthpedes_unseen_records(path: Path | None) -> list[Record]:
     """Like :func:`synthpedes_records`, with the test captions in held-out words.
@@ -54,3 +59,11 @@ def synthpedes_unseen_records(path: Path | None) -> list[Record]:
     as CUHK-PEDES through ``reid_raw.json``.
     """
     return _read(SYNTHPEDES_UNSEEN, path)
+
+
+def synthpedes_twins(path: Path | None) -> list[tuple[int, int]]:
+    """The hard-negative pairs (``twins.json``) of the cached default set or of ``path``."""
+    return CUHK_PEDES.twins(ensure_synthpedes() if path is None else path)
+
+
+synthpedes_records.twins = synthpedes_unseen_records.twins = synthpedes_twins

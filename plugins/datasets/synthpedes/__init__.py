@@ -13,6 +13,7 @@ an open-vocabulary test).
 
 from .generate import (
     ANNOTATION_FILE,
+    DEFAULT_SET,
     IDENTITY_FILE,
     UNSEEN_ANNOTATION_FILE,
     SynthConfig,
@@ -22,6 +23,7 @@ from .generate import (
 
 __all__ = [
     "ANNOTATION_FILE",
+    "DEFAULT_SET",
     "IDENTITY_FILE",
     "UNSEEN_ANNOTATION_FILE",
     "SynthConfig",

@@ -34,6 +34,7 @@ from .wording import HELD_OUT
 ANNOTATION_FILE = "reid_raw.json"
 UNSEEN_ANNOTATION_FILE = "reid_raw_unseen.json"
 IDENTITY_FILE = "identities.json"
+TWINS_FILE = "twins.json"  # hard-negative pairs: what twin accuracy measures
 IMAGE_DIR = "imgs"
 SPLITS = ("train", "val", "test")
 
@@ -44,8 +45,10 @@ class SynthConfig:
 
     ids: int = 400  # identities in total
     images_per_id: int = 4  # images per identity (each with 2 captions)
-    val_fraction: float = 0.1  # share of identities in val
-    test_fraction: float = 0.25  # share of identities in test
+    val_fraction: float = 0.1  # share of identities in val (when val_ids is None)
+    test_fraction: float = 0.25  # share of identities in test (when test_ids is None)
+    val_ids: int | None = None  # identities in val (instead of the fraction)
+    test_ids: int | None = None  # identities in test (instead of the fraction)
     seed: int = 0
     height: int = 192  # nominal crop height in pixels; actual crops vary +-25%
     hard_negative_fraction: float = 0.3  # share of identities made as hard negatives of another one
@@ -61,26 +64,31 @@ class SynthConfig:
             value = getattr(self, name)
             if not 0 <= value < 1:
                 raise ValueError(f"SynthConfig.{name} must be in [0, 1), got {value}")
+        for name in ("val_ids", "test_ids"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"SynthConfig.{name} must be at least 1, got {getattr(self, name)}")
         sizes = self.split_sizes()
-        for split, name in (("val", "val_fraction"), ("test", "test_fraction")):
+        for split in ("val", "test"):
+            name = f"{split}_ids" if getattr(self, f"{split}_ids") is not None else f"{split}_fraction"
             if sizes[split] < 1:
-                raise ValueError(
-                    f"SynthConfig.{name}={getattr(self, name)} gives no {split} identity out of ids={self.ids}"
-                )
+                raise ValueError(f"SynthConfig.{name}={getattr(self, name)} gives no {split} identity out of ids={self.ids}")
         if sizes["train"] < 1:
-            raise ValueError(
-                f"SynthConfig.val_fraction + test_fraction = {self.val_fraction + self.test_fraction} "
-                f"leave no train identity out of ids={self.ids}"
-            )
+            raise ValueError(f"SynthConfig: {sizes['val']} val and {sizes['test']} test identities leave no train "
+                             f"identity out of ids={self.ids}")
 
     def split_sizes(self) -> dict[str, int]:
-        """Identities per split; a non-zero fraction gets at least one, train gets the rest.
-
-        The minimum of one keeps tiny configurations (``ids=3``) usable for smoke tests.
-        """
-        fractions = (self.val_fraction, self.test_fraction)
-        val, test = (max(1, round(self.ids * f)) if f > 0 else 0 for f in fractions)
+        """Identities per split: the counts when given, else the fractions (a non-zero
+        fraction gets at least one, which keeps ``ids=3`` usable for smoke tests); train
+        gets the rest."""
+        val, test = (count if count is not None else (max(1, round(self.ids * fraction)) if fraction > 0 else 0)
+                     for count, fraction in ((self.val_ids, self.val_fraction), (self.test_ids, self.test_fraction)))
         return {"train": self.ids - val - test, "val": val, "test": test}
+
+
+#: the built-in ``--data synthpedes``: evaluation splits large enough to trust (see
+#: docs/datasets.md for the measured standard errors), 300 training identities so that the
+#: demo trains in minutes on a CPU
+DEFAULT_SET = SynthConfig(ids=1350, val_ids=250, test_ids=800)
 
 
 def build_identities(config: SynthConfig) -> dict[int, dict]:
@@ -158,6 +166,9 @@ def _write_dataset(root: Path, config: SynthConfig, progress) -> None:
     (root / UNSEEN_ANNOTATION_FILE).write_text(json.dumps(unseen_entries))
     by_id = {str(pid): record for pid, record in identities.items()}
     (root / IDENTITY_FILE).write_text(json.dumps(by_id, indent=1))
+    twins = [{"a": record["derived_from"], "b": pid, "kind": record["derivation"]}
+             for pid, record in identities.items() if record["derived_from"] is not None]
+    (root / TWINS_FILE).write_text(json.dumps(twins, indent=1))
 
 
 def generate_synthpedes(
