@@ -95,6 +95,7 @@ from mia.cli.eval_cmd import eval_command  # noqa: E402
 from mia.cli.export_cmd import export  # noqa: E402
 from mia.cli.search_cmd import search_command  # noqa: E402
 from mia.cli.train_cmd import train_command  # noqa: E402
+from mia.cli.weights_cmd import weights  # noqa: E402
 
-for _command in (data, train_command, eval_command, compare_command, ablate_command, export, search_command):
+for _command in (data, train_command, eval_command, compare_command, ablate_command, export, search_command, weights):
     cli.add_command(_command)

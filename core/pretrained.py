@@ -12,7 +12,9 @@ reads a local state dict instead.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,6 +22,7 @@ from urllib.parse import urlparse
 import torch
 import torchvision
 
+from mia.core import atomic
 from mia.core.checkpoint import read_torch_file
 from mia.core.errors import MiaError
 
@@ -88,3 +91,44 @@ def load_image_weights(model_name: str, spec: str) -> tuple[dict, str]:
         _fetch(weights, file, f"--image-weights {spec}")
     state = read_torch_file(file, f"--image-weights {spec} ({file})")
     return state, f"torchvision:{type(weights).__name__}.{weights.name}"
+
+
+def cached_weights(model_names) -> list[tuple[str, str, Path, bool]]:
+    """(model, weights name, cache file, present?) for every torchvision weights of the models."""
+    rows = []
+    for model in model_names:
+        for weights in torchvision.models.get_model_weights(model):
+            path = cache_path(weights)
+            rows.append((model, weights.name, path, path.is_file()))
+    return rows
+
+
+def known_weights_files() -> dict:
+    """torchvision's file name of every weights enum member -> the member."""
+    return {cache_path(w).name: w for model in torchvision.models.list_models()
+            for w in torchvision.models.get_model_weights(model)}
+
+
+def add_weights_file(source: str | Path) -> Path:
+    """Copy a torchvision weights file into the hub cache, where ``--image-weights NAME`` finds it.
+
+    The file must carry torchvision's own name, whose last part is the start of its
+    sha256 (``mobilenet_v2-b0353104.pth``): the contents are checked against it, so a
+    renamed or damaged file is refused rather than trained from.
+    """
+    source = Path(source)
+    if not source.is_file():
+        raise MiaError(f"{source}: file not found")
+    weights = known_weights_files().get(source.name)
+    if weights is None:
+        raise MiaError(f"{source.name}: not the name of a torchvision weights file "
+                       "(expected the name torchvision downloads, e.g. mobilenet_v2-b0353104.pth)")
+    prefix = source.stem.rsplit("-", 1)[-1]
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    if not digest.startswith(prefix):
+        raise MiaError(f"{source}: its sha256 starts {digest[:8]}, not {prefix} as its name says: "
+                       "a different or damaged file")
+    target = cache_path(weights)
+    with atomic.atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+    return target

@@ -76,6 +76,31 @@ def test_checkpoint_and_manifest_record_the_starting_weights(torch_home, tiny_sy
     assert read_manifest(tmp_path / "export")["image"]["weights"] == "torchvision:ResNet18_Weights.IMAGENET1K_V1"
 
 
+def test_weights_add_checks_the_name_and_the_hash_and_list_shows_the_cache(torch_home, tmp_path, monkeypatch):
+    import hashlib
+
+    import mia.core.pretrained as pretrained
+    from test_hostile_inputs import assert_one_line_failure
+
+    listed = run("weights", "list")
+    assert listed.exit_code == 0 and f"resnet18      IMAGENET1K_V1   cached  {torch_home}" in listed.output
+    assert "mobilenet_v2  IMAGENET1K_V1   missing" in listed.output
+    state = tmp_path / "state.pth"
+    torch.save({"w": torch.ones(2)}, state)
+    prefix = hashlib.sha256(state.read_bytes()).hexdigest()[:8]
+    assert_one_line_failure(run("weights", "add", state), 1, ("state.pth: not the name of a torchvision weights file",))
+    renamed = tmp_path / "mobilenet_v2-b0353104.pth"
+    renamed.write_bytes(state.read_bytes())
+    assert_one_line_failure(run("weights", "add", renamed), 1, (f"its sha256 starts {prefix}, not b0353104",))
+    named = tmp_path / f"mobilenet_v2-{prefix}.pth"  # a file whose name carries its own hash
+    named.write_bytes(state.read_bytes())
+    weights = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1
+    monkeypatch.setattr(pretrained, "known_weights_files", lambda: {named.name: weights})
+    added = run("weights", "add", named)
+    assert added.exit_code == 0, added.output
+    assert (torch_home / "hub" / "checkpoints" / "mobilenet_v2-b0353104.pth").read_bytes() == state.read_bytes()
+
+
 # --------------------------------------------------------------------------- encoder-declared preprocessing
 
 ODD = ImagePreprocessing(mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 0.125), size=(80, 32))
