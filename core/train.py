@@ -129,7 +129,8 @@ class Trainer:
         settings, chunker = self.model.text_settings(), self.model.chunker
         pairs = self._build_loader(train_records, settings, chunker)
         self.eval_split_name = dataset.eval_split()
-        self.eval_split = prepare_split(dataset.split(self.eval_split_name), self.tokenizer, settings, chunker)
+        self.eval_split = prepare_split(dataset.split(self.eval_split_name), self.tokenizer, settings, chunker,
+                                        dataset.twins)
         self.log(
             f"train: {len(train_records)} images, {len(pairs)} captions, {self.spec.num_classes} identities; "
             f"eval on {self.eval_split_name}: {len(self.eval_split.records)} images, {len(self.eval_split.table)} queries; "
