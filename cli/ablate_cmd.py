@@ -21,7 +21,7 @@ from mia.core.errors import MiaError
 @click.option("--out", required=True, help="ablation directory (ablation.json/.md/.png, runs/)")
 @click.pass_context
 def ablate_command(ctx, combinations, seeds, out, **options):
-    """Train and evaluate every alignment combination with the same budget; report mean ± std."""
+    """Train and evaluate every alignment combination with the same budget; report intervals and verdicts."""
     combos = [parse_list(ctx, None, c) for c in combinations]
     base = config_from(None, {**explicit_options(ctx, options), "out": out})
     base.validate()

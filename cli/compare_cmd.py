@@ -7,7 +7,7 @@ import json
 import click
 
 from mia.cli.params import COUNT, NON_NEGATIVE_INT
-from mia.core.device import DEVICES
+from mia.core.config import DEVICES
 from mia.core.records import SPLITS
 
 

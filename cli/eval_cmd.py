@@ -9,7 +9,7 @@ import numpy as np
 
 from mia.cli.params import COUNT, NON_NEGATIVE_INT, parse_weights_option
 from mia.core.bootstrap import format_intervals, outcome_intervals, query_outcomes
-from mia.core.device import DEVICES
+from mia.core.config import DEVICES
 from mia.core.errors import MiaError
 from mia.core.outputs import check_page_path
 from mia.core.metrics import chance_r1, format_metrics_table, top_k

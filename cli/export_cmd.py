@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from mia.cli.params import Number
-from mia.core.device import DEVICES
+from mia.core.config import DEVICES
 
 
 def _common(command):

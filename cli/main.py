@@ -1,7 +1,14 @@
-"""The ``mia`` group: turns user errors into one line and a non-zero exit, loads plugin commands."""
+"""The ``mia`` group: commands loaded on first use, failures as one line, plugin commands.
+
+Commands are imported only when invoked (click's lazy-group pattern): ``mia --help``,
+``mia list`` and ``mia search`` on an exported model never import torch, so they start
+in a fraction of a second.  The help listing reads each command's summary from
+:data:`COMMANDS` (a test keeps it equal to the commands' own docstrings).
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import click
@@ -10,6 +17,22 @@ from mia.cli.failures import debugging, describe_crash, describe_os_error
 from mia.core.errors import MiaError
 from mia.core.plugins import KIND_HOOKS, get_plugin_manager, get_registry, plugin_summaries
 from mia.core.version import VERSION
+
+#: name -> ("module:attribute" of the command, its one-line summary)
+COMMANDS = {
+    "ablate": ("mia.cli.ablate_cmd:ablate_command",
+               "Train and evaluate every alignment combination with the same budget; report intervals and verdicts."),
+    "compare": ("mia.cli.compare_cmd:compare_command",
+                "Paired comparison of two checkpoints (or run directories) on the same queries."),
+    "data": ("mia.cli.data_cmd:data", "Generate or inspect data sets."),
+    "eval": ("mia.cli.eval_cmd:eval_command", "Evaluate with the standard protocol (every caption queries every image)."),
+    "export": ("mia.cli.export_cmd:export", "Export a trained model for deployment."),
+    "search": ("mia.cli.search_cmd:search_command",
+               "Rank the images under --gallery by how well they match DESCRIPTION."),
+    "train": ("mia.cli.train_cmd:train_command", "Train a model and keep the best checkpoint by R@1 on val (or test)."),
+    "weights": ("mia.cli.weights_cmd:weights",
+                "Pretrained image weights in the torch hub cache ($TORCH_HOME/hub/checkpoints)."),
+}
 
 
 class UsageLine(click.ClickException):
@@ -24,8 +47,8 @@ def _usage_line(exc: click.UsageError) -> UsageLine:
 
 
 class MiaGroup(click.Group):
-    """A click group whose commands fail with one line: usage errors, :class:`MiaError`, OS
-    errors, and (as a safety net) bugs, see :mod:`mia.cli.failures`."""
+    """A click group whose commands load on first use and fail with one line: usage errors,
+    :class:`MiaError`, OS errors, and (as a safety net) bugs, see :mod:`mia.cli.failures`."""
 
     _plugins_loaded = False
 
@@ -36,6 +59,23 @@ class MiaGroup(click.Group):
             click.echo(f"Error: {exc}", err=True)
             raise SystemExit(1) from None
         return super().main(*args, **kwargs)
+
+    def list_commands(self, ctx):
+        return sorted(set(self.commands) | set(COMMANDS))
+
+    def get_command(self, ctx, name):
+        if name not in self.commands and name in COMMANDS:
+            module_name, _, attribute = COMMANDS[name][0].partition(":")
+            self.add_command(getattr(importlib.import_module(module_name), attribute), name)
+        return self.commands.get(name)
+
+    def format_commands(self, ctx, formatter):
+        """The listing from :data:`COMMANDS` (no import) and from the loaded commands."""
+        width = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        rows = [(name, COMMANDS[name][1] if name in COMMANDS and name not in self.commands
+                 else self.commands[name].get_short_help_str(width)) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx):
         try:
@@ -86,16 +126,3 @@ def list_command(kind):
         for component in get_registry(each):
             aliases = f" (aliases: {', '.join(component.aliases)})" if component.aliases else ""
             click.echo(f"  {component.name}{aliases}: {component.description} [{component.plugin}]")
-
-
-from mia.cli.ablate_cmd import ablate_command  # noqa: E402  (commands attach to the group defined above)
-from mia.cli.compare_cmd import compare_command  # noqa: E402
-from mia.cli.data_cmd import data  # noqa: E402
-from mia.cli.eval_cmd import eval_command  # noqa: E402
-from mia.cli.export_cmd import export  # noqa: E402
-from mia.cli.search_cmd import search_command  # noqa: E402
-from mia.cli.train_cmd import train_command  # noqa: E402
-from mia.cli.weights_cmd import weights  # noqa: E402
-
-for _command in (data, train_command, eval_command, compare_command, ablate_command, export, search_command, weights):
-    cli.add_command(_command)

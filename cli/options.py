@@ -9,7 +9,7 @@ from click.core import ParameterSource
 from mia.cli.params import (COUNT, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, Number, parse_image_size,
                             parse_weights_option)
 from mia.core.config import COMPILE_MODES, SELECTION_METRICS, TrainConfig
-from mia.core.device import DEVICES
+from mia.core.config import DEVICES
 from mia.core.stages import parse_stage_list
 from mia.core.text_arrays import PHRASE_ENCODINGS
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from mia.cli.params import COUNT
-from mia.core.device import DEVICES
+from mia.core.config import DEVICES
 from mia.core.display import displayable
 from mia.core.errors import MiaError
 from mia.core.outputs import check_page_path

@@ -17,7 +17,7 @@ from mia.core import atomic
 from mia.core.config import RUN_ONLY_FIELDS, TrainConfig
 from mia.core.errors import MiaError
 from mia.core.evaluate import evaluate_checkpoint
-from mia.core.model import canonical_alignments
+from mia.core.stages import canonical_alignments
 from mia.core.outputs import check_ablation_dir
 from mia.core.ablation_report import OUTCOMES_FILE, report_dict, write_reports
 from mia.core.records import load_dataset

@@ -13,6 +13,9 @@ from mia.core.text_arrays import PHRASE_ENCODINGS
 #: fields that may differ between a run and its resumption (they do not change results)
 RUN_ONLY_FIELDS = ("device", "workers", "out", "stop_after", "eval_chunk", "quiet", "compile")
 
+#: what ``--device`` accepts (auto: CUDA when present)
+DEVICES = ("auto", "cpu", "cuda")
+
 #: validation metrics that may pick the best epoch
 SELECTION_METRICS = ("R1", "mAP")
 

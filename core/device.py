@@ -7,10 +7,10 @@ import functools
 
 import torch
 
+from mia.core.config import DEVICES
 from mia.core.errors import MiaError
 from mia.core.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -1,6 +1,8 @@
 """The hooks a mia plugin can implement (simonw/llm style: every hook gets a callback).
 
-Each ``register_*`` hook receives ``register(name, factory, aliases=(), description="")``.
+Each ``register_*`` hook receives ``register(name, factory, aliases=(), description="")``;
+``factory`` may be the callable or a ``"module:attribute"`` string naming it, imported only
+when the component is used (so listing components never imports torch).
 Built-in components are registered through these very hooks (see ``mia.plugins``), so a
 third-party plugin is exactly as capable as the built-ins.
 """

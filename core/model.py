@@ -16,6 +16,7 @@ from mia.core.alignment import Alignment, CosineClassifier, ranking_loss
 from mia.core.errors import MiaError
 from mia.core.features import ImageFeatures, TextFeatures
 from mia.core.plugins import get_component
+from mia.core.stages import canonical_alignments
 from mia.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, ImagePreprocessing
 from mia.core.serial import DictRoundTrip
 from mia.core.text_arrays import TextSettings
@@ -58,18 +59,6 @@ def fuse(weighted_scores) -> torch.Tensor:
         scores = weight * scores.float()
         total = scores if total is None else total + scores
     return total
-
-
-def canonical_alignments(names) -> list[str]:
-    """Resolve aliases (``global-global`` -> ``global``), keep order, drop repeats."""
-    resolved = []
-    for name in names:
-        canonical = get_component("alignment", name.strip()).name
-        if canonical not in resolved:
-            resolved.append(canonical)
-    if not resolved:
-        raise MiaError("--align needs at least one alignment")
-    return resolved
 
 
 class MiaModel(nn.Module):

@@ -24,7 +24,6 @@ from mia.core.errors import MiaError
 BUILTIN_PLUGINS = (
     "mia.plugins.image_encoders",
     "mia.plugins.text_encoders",
-    "mia.plugins.text_transformer",
     "mia.plugins.alignments",
     "mia.plugins.chunkers",
     "mia.plugins.datasets",
@@ -81,18 +80,41 @@ def reset_plugins() -> None:
     """Forget the plugin manager and registries (tests, or after changing sys.path)."""
     get_plugin_manager.cache_clear()
     get_registry.cache_clear()
+    _resolve.cache_clear()
 
 
 @dataclass(frozen=True)
 class Component:
-    """One registered component: a name, the factory that builds it and who registered it."""
+    """One registered component: a name, the factory that builds it and who registered it.
+
+    ``target`` is the factory itself or a ``"module:attribute"`` reference to it, imported
+    on first use: a plugin whose components need torch can still be listed (``mia list``,
+    ``mia --help``) in a process that never imports torch.
+    """
 
     kind: str
     name: str
-    factory: Callable
+    target: Callable | str
     plugin: str
     aliases: tuple[str, ...] = ()
     description: str = ""
+
+    @property
+    def factory(self) -> Callable:
+        if not isinstance(self.target, str):
+            return self.target
+        return _resolve(self.target, f"{self.kind} '{self.name}' of plugin '{self.plugin}'")
+
+
+@functools.cache
+def _resolve(reference: str, label: str) -> Callable:
+    module_name, _, attribute = reference.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except ImportError as exc:
+        raise MiaError(f"{label}: cannot import {module_name} ({exc})") from None
+    except AttributeError:
+        raise MiaError(f"{label}: {module_name} has no attribute '{attribute}'") from None
 
 
 class Registry:
@@ -103,7 +125,11 @@ class Registry:
         self._components: dict[str, Component] = {}
         self._lookup: dict[str, Component] = {}
 
-    def register(self, plugin: str, name: str, factory: Callable, aliases=(), description=""):
+    def register(self, plugin: str, name: str, factory: Callable | str, aliases=(), description=""):
+        """``factory``: the callable, or ``"module:attribute"`` naming it (imported on use)."""
+        if isinstance(factory, str) and factory.count(":") != 1:
+            raise MiaError(f"plugin '{plugin}' registers {self.kind} '{name}' as {factory!r}; "
+                           "expected a callable or 'module:attribute'")
         component = Component(self.kind, name, factory, plugin, tuple(aliases), description)
         for key in (name, *component.aliases):
             existing = self._lookup.get(key)

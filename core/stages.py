@@ -1,4 +1,5 @@
-"""Step training (MIA trains the global alignment first, then adds the finer ones).
+"""Alignment names, per-alignment weights and step training (MIA trains the global
+alignment first, then adds the finer ones); torch-free, so the command line can check them.
 
 ``--stages global:4,part:2,fine:2`` trains ``global`` for 4 epochs, then ``global+part``
 for 2, then all three for 2.  ``--stages auto`` splits ``--epochs`` evenly over the
@@ -12,7 +13,19 @@ import math
 from dataclasses import dataclass
 
 from mia.core.errors import MiaError
-from mia.core.model import canonical_alignments
+from mia.core.plugins import get_component
+
+
+def canonical_alignments(names) -> list[str]:
+    """Resolve aliases (``global-global`` -> ``global``), keep order, drop repeats."""
+    resolved = []
+    for name in names:
+        canonical = get_component("alignment", name.strip()).name
+        if canonical not in resolved:
+            resolved.append(canonical)
+    if not resolved:
+        raise MiaError("--align needs at least one alignment")
+    return resolved
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,11 @@ from mia.core.distributed import barrier, init_distributed, local_device, mean_o
 from mia.core.errors import MiaError
 from mia.core.evaluate import evaluate, prepare_split
 from mia.core.outputs import check_run_dir
-from mia.core.model import MiaModel, ModelSpec, canonical_alignments, create_model, create_tokenizer
+from mia.core.model import MiaModel, ModelSpec, create_model, create_tokenizer
 from mia.core.progress import Progress, format_seconds
 from mia.core.phrases import canonical_chunker
 from mia.core.records import load_dataset
-from mia.core.stages import active_at, plan_stages, resolve_weights
+from mia.core.stages import active_at, canonical_alignments, plan_stages, resolve_weights
 from mia.core.step import TrainingStep
 from mia.core.version import VERSION
 

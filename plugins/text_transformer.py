@@ -26,7 +26,6 @@ from torch import nn
 
 from mia.core.errors import MiaError
 from mia.core.hf_tokenizer import TOKENIZER_FILE, HFTokenizer
-from mia.core.hookspecs import hookimpl
 from mia.core.pretrained import offline
 from mia.core.text_pooling import masked_mean, pool_positions
 
@@ -143,9 +142,3 @@ def build_tokenizer(texts, min_freq: int, weights: str | None) -> HFTokenizer:
 
 transformer.phrase_encodings = PHRASE_ENCODINGS
 transformer.build_tokenizer = build_tokenizer
-
-
-@hookimpl
-def register_text_encoders(register):
-    register("transformer", transformer, aliases=("hf",),
-             description="pretrained Hugging Face text tower, fine-tuned (--text-weights NAME_OR_DIR; needs mia-reid[hf])")

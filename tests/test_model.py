@@ -3,8 +3,8 @@ import torch
 
 from mia.core.alignment import ranking_loss
 from mia.core.model import ModelSpec, create_model
-from mia.plugins.image_encoders import _stripe_weights
-from mia.plugins.text_encoders import BiGRUTextEncoder
+from mia.plugins.torchvision_encoders import _stripe_weights
+from mia.plugins.bigru import BiGRUTextEncoder
 
 
 def test_bigru_ignores_padding_and_runs_backward_over_real_words():

@@ -56,7 +56,7 @@ def install_distribution(root, monkeypatch, module: str, entry_name: str, source
 def installed_plugin(tmp_path, monkeypatch):
     install_distribution(tmp_path, monkeypatch, "fake_mia_vit", "vit", '''
         from mia.core import hookimpl
-        from mia.plugins.image_encoders import _resnet
+        from mia.plugins.torchvision_encoders import _resnet
 
         @hookimpl
         def register_image_encoders(register):
@@ -135,3 +135,32 @@ def test_readme_plugin_example_works(tmp_path, monkeypatch):
     model = create_model(ModelSpec(image_encoder="tinycnn", embed_dim=8, num_parts=3, vocab_size=5, num_classes=2))
     image = model.encode_image(torch.randn(2, 3, 48, 16))
     assert image.global_.shape == (2, 8) and image.parts.shape == (2, 3, 8)
+
+
+def test_command_summaries_match_the_commands():
+    """`mia --help` reads summaries from COMMANDS without importing the commands."""
+    from mia.cli.main import COMMANDS
+
+    for name in COMMANDS:
+        command = cli.get_command(None, name)
+        assert command.get_short_help_str(limit=200) == COMMANDS[name][1], name
+
+
+NO_TORCH = """
+import sys
+from mia.cli.main import cli
+try:
+    cli(sys.argv[1:])
+except SystemExit as exit:
+    assert not exit.code, exit.code
+leaked = [name for name in ("torch", "torchvision", "transformers") if name in sys.modules]
+assert not leaked, leaked
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "text-encoder"], ["data", "--help"]])
+def test_help_and_listing_never_import_torch(args):
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -42,7 +42,7 @@ def torch_home(tmp_path, monkeypatch):
 
 
 def test_weights_by_name_load_from_the_hub_cache_without_network(torch_home):
-    from mia.plugins.image_encoders import _resnet
+    from mia.plugins.torchvision_encoders import _resnet
 
     saved = torch.load(torch_home / "hub" / "checkpoints" / RESNET18_FILE, weights_only=True)
     for name in ("imagenet", "IMAGENET1K_V1", "ResNet18_Weights.IMAGENET1K_V1"):
@@ -52,7 +52,7 @@ def test_weights_by_name_load_from_the_hub_cache_without_network(torch_home):
 
 
 def test_offline_miss_and_unknown_names_are_one_line(torch_home):
-    from mia.plugins.image_encoders import _resnet
+    from mia.plugins.torchvision_encoders import _resnet
 
     with pytest.raises(MiaError) as missing:
         _resnet("resnet50")(32, 6, weights="imagenet")
@@ -108,7 +108,7 @@ ODD = ImagePreprocessing(mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 0.125), size=(80,
 
 def register_odd_encoder():
     """An image encoder with its own statistics and default size (as a CLIP tower has)."""
-    from mia.plugins.image_encoders import _resnet
+    from mia.plugins.torchvision_encoders import _resnet
 
     def odd(embed_dim, num_parts, weights=None):
         encoder = _resnet("resnet18")(embed_dim, num_parts, weights)

@@ -258,3 +258,13 @@ def test_the_search_path_never_imports_torch(model_dir, gallery, tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "3" and (tmp_path / "page.html").is_file()
+
+
+def test_the_search_command_never_imports_torch(model_dir, gallery, tmp_path):
+    from test_plugins import NO_TORCH
+
+    done = subprocess.run([sys.executable, "-c", NO_TORCH, "search", "a man in a black coat", "--model", str(model_dir),
+                           "--gallery", str(gallery), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.strip().splitlines()) == 5

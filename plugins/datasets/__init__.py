@@ -8,7 +8,8 @@ from pathlib import Path
 from mia.core.errors import MiaError
 from mia.core.hookspecs import hookimpl
 from mia.plugins.datasets.pedes_json import CUHK_PEDES, ICFG_PEDES, RSTPREID, JsonFormat
-from mia.plugins.datasets.synthpedes_source import synthpedes_records, synthpedes_unseen_records
+
+SYNTHPEDES = "mia.plugins.datasets.synthpedes_source"  # by reference: its generator imports numpy and Pillow
 
 
 def _reader(fmt: JsonFormat, dataset: str):
@@ -30,7 +31,7 @@ def register_datasets(register):
              description="ICFG-PEDES: ICFG-PEDES.json + imgs/ (train/test)")
     register("rstpreid", _reader(RSTPREID, "rstpreid"), aliases=("rstp",),
              description="RSTPReid: data_captions.json + imgs/ (train/val/test)")
-    register("synthpedes", synthpedes_records,
+    register("synthpedes", f"{SYNTHPEDES}:synthpedes_records",
              description="built-in procedurally drawn pedestrians in CUHK-PEDES format (generated and cached)")
-    register("synthpedes-unseen", synthpedes_unseen_records,
+    register("synthpedes-unseen", f"{SYNTHPEDES}:synthpedes_unseen_records",
              description="synthpedes with its test captions written only in held-out words (open-vocabulary test)")

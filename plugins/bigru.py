@@ -1,0 +1,78 @@
+"""The bi-GRU text encoder: word embeddings + a bidirectional GRU (as in MIA).
+
+Padding is handled without ``pack_padded_sequence`` (which breaks ONNX export): the
+backward direction runs over each sequence reversed *within its own length*, so it never
+reads padding before real words, and outputs are max-pooled over real words only.
+Noun phrases go through the same GRU as short texts of their own (``sequences``, the
+paper's way) or are max-pooled from the caption's outputs at their positions (``spans``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mia.core.errors import MiaError
+from mia.core.text_pooling import NEG, pool_positions
+
+PHRASE_ENCODINGS = ("sequences", "spans")  # the first is the default
+
+
+class BiGRUTextEncoder(nn.Module):
+    def __init__(self, vocab_size: int, embed_dim: int, phrase_encoding: str = "sequences",
+                 word_dim: int = 300, hidden: int = 256):
+        super().__init__()
+        self.phrase_encoding = phrase_encoding
+        self.embedding = nn.Embedding(vocab_size, word_dim, padding_idx=0)
+        self.forward_gru = nn.GRU(word_dim, hidden, batch_first=True)
+        self.backward_gru = nn.GRU(word_dim, hidden, batch_first=True)
+        self.sentence_head = nn.Sequential(nn.Linear(2 * hidden, embed_dim), nn.BatchNorm1d(embed_dim))
+        self.phrase_head = nn.Linear(2 * hidden, embed_dim)
+
+    def outputs(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[N, L]`` ids -> (per-word outputs ``[N, L, 2H]``, real-word mask ``[N, L]``)."""
+        mask = tokens != 0
+        lengths = mask.sum(dim=1, keepdim=True)
+        positions = torch.arange(tokens.shape[1], device=tokens.device).unsqueeze(0)
+        reverse = lengths - 1 - positions
+        reverse = torch.where(reverse >= 0, reverse, positions)  # pads stay where they are
+        embedded = self.embedding(tokens)
+        forward_out, _ = self.forward_gru(embedded)
+        reversed_in = embedded.gather(1, reverse.unsqueeze(-1).expand(-1, -1, embedded.shape[-1]))
+        backward_rev, _ = self.backward_gru(reversed_in)
+        backward_out = backward_rev.gather(1, reverse.unsqueeze(-1).expand(-1, -1, backward_rev.shape[-1]))
+        return torch.cat([forward_out, backward_out], dim=-1), mask
+
+    @staticmethod
+    def max_pool(outputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Max over real words (zeros for an all-pad row)."""
+        pooled = outputs.masked_fill(~mask.unsqueeze(-1), NEG).max(dim=1).values
+        return pooled * mask.any(dim=1, keepdim=True).to(pooled.dtype)
+
+    def pooled(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[N, L]`` ids -> ``[N, 2H]`` max over real words."""
+        return self.max_pool(*self.outputs(tokens))
+
+    def forward(self, tokens: torch.Tensor, phrases: torch.Tensor):
+        words, mask = self.outputs(tokens)
+        global_ = self.sentence_head(self.max_pool(words, mask))
+        batch, slots, width = phrases.shape
+        phrase_mask = (phrases != 0).any(dim=-1)
+        if slots == 0:
+            return global_, global_.new_zeros(batch, 0, global_.shape[1]), phrase_mask
+        if self.phrase_encoding == "spans":
+            phrase_vectors = pool_positions(words, phrases, "max")
+        else:
+            phrase_vectors = self.pooled(phrases.reshape(batch * slots, width)).reshape(batch, slots, -1)
+        return global_, self.phrase_head(phrase_vectors), phrase_mask
+
+
+def bigru(vocab_size: int, embed_dim: int, phrase_encoding: str = "sequences", weights: str | None = None,
+          config: dict | None = None) -> BiGRUTextEncoder:
+    if weights:
+        raise MiaError(f"--text-weights {weights}: the bigru encoder starts from random weights; "
+                       "use --text-encoder transformer for a pretrained tower")
+    return BiGRUTextEncoder(vocab_size, embed_dim, phrase_encoding)
+
+
+bigru.phrase_encodings = PHRASE_ENCODINGS

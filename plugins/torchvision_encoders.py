@@ -1,0 +1,109 @@
+"""The built-in image encoders: torchvision CNN trunks with a global and a stripe head.
+
+The last feature map is pooled twice: globally into ``v_g`` and into K horizontal stripes
+(top to bottom, as in PCB and MIA) into ``v_1..v_K``; both are projected to the joint
+embedding size.  The trunk starts from random weights, from torchvision's pretrained
+weights by name (``imagenet``, ``IMAGENET1K_V2``, ...; see :mod:`mia.core.pretrained`) or
+from a local state dict.  All of them expect ImageNet-normalised RGB, which each encoder
+declares as its :class:`~mia.core.preprocess.ImagePreprocessing`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+
+import torch
+import torchvision
+from torch import nn
+
+from mia.core.errors import MiaError
+from mia.core.pretrained import load_image_weights
+from mia.core.preprocess import ImagePreprocessing
+
+
+@functools.lru_cache(maxsize=32)
+def _stripe_weights(rows: int, parts: int) -> tuple[tuple[float, ...], ...]:
+    """``[rows][parts]`` averaging matrix with adaptive-pooling bin edges.
+
+    A matrix instead of ``adaptive_avg_pool`` because it exports to ONNX for any
+    rows/parts ratio (ONNX has no adaptive pooling when rows % parts != 0).  Plain
+    Python numbers, so that tracing records one constant rather than the ops that built it.
+    """
+    table = [[0.0] * parts for _ in range(rows)]
+    for k in range(parts):
+        start, end = (k * rows) // parts, -(-((k + 1) * rows) // parts)
+        for row in range(start, end):
+            table[row][k] = 1.0 / (end - start)
+    return tuple(tuple(row) for row in table)
+
+
+@functools.lru_cache(maxsize=32)
+def _stripe_pool(rows: int, parts: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """:func:`_stripe_weights` as a tensor on ``device``, made once: building it is a
+    blocking host-to-device copy, which in every eager step on a GPU would hold the CPU
+    until the GPU had caught up, so no kernel launch could run ahead.  Traced graphs record
+    it as one constant; compiled ones trace through the cache and build it in the graph."""
+    return torch.tensor(_stripe_weights(rows, parts), device=device, dtype=dtype)
+
+
+class StripeEncoder(nn.Module):
+    """CNN trunk -> (global ``[B, D]``, stripes ``[B, K, D]``)."""
+
+    preprocessing = ImagePreprocessing()
+
+    def __init__(self, trunk: nn.Module, channels: int, embed_dim: int, num_parts: int,
+                 weights_source: str | None = None):
+        super().__init__()
+        self.trunk = trunk
+        self.num_parts = num_parts
+        self.weights_source = weights_source  # recorded in checkpoints: where training started from
+        self.global_head = nn.Sequential(nn.Linear(channels, embed_dim), nn.BatchNorm1d(embed_dim))
+        self.part_head = nn.Linear(channels, embed_dim)
+        self.part_norm = nn.BatchNorm1d(embed_dim)
+
+    def forward(self, images: torch.Tensor):
+        feature_map = self.trunk(images)  # [B, C, H, W]
+        rows = feature_map.mean(dim=3)  # [B, C, H]
+        global_ = self.global_head(rows.mean(dim=2))
+        pool = _stripe_pool(int(rows.shape[2]), self.num_parts, rows.device, rows.dtype)
+        stripes = torch.matmul(rows, pool).transpose(1, 2)  # [B, K, C]
+        parts = self.part_norm(self.part_head(stripes).transpose(1, 2)).transpose(1, 2)
+        return global_, parts
+
+
+def _torchvision_model(name: str, weights: str | None) -> tuple[nn.Module, str | None]:
+    """torchvision's ``name`` with random weights or the ones ``weights`` names (see module doc)."""
+    model = getattr(torchvision.models, name)(weights=None)
+    if not weights:
+        return model, None
+    state, source = load_image_weights(name, weights)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    try:
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise MiaError(f"--image-weights {weights}: not a torchvision {name} state dict ({first})") from None
+    return model, source
+
+
+def _resnet(name: str):
+    """A factory of ``name`` (resnet18, resnet50) as a stripe encoder."""
+    def factory(embed_dim: int, num_parts: int, weights: str | None = None) -> StripeEncoder:
+        model, source = _torchvision_model(name, weights)
+        trunk = nn.Sequential(OrderedDict(
+            (child, getattr(model, child))
+            for child in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+        ))
+        return StripeEncoder(trunk, model.fc.in_features, embed_dim, num_parts, source)
+
+    return factory
+
+
+def mobilenet_v2(embed_dim: int, num_parts: int, weights: str | None = None) -> StripeEncoder:
+    model, source = _torchvision_model("mobilenet_v2", weights)
+    return StripeEncoder(model.features, model.last_channel, embed_dim, num_parts, source)
+
+
+resnet18, resnet50 = _resnet("resnet18"), _resnet("resnet50")
