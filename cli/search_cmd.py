@@ -29,14 +29,17 @@ def query_warnings(retriever, description: str) -> list[str]:
 @click.command(name="search")
 @click.argument("description")
 @click.option("--model", "model_dir", required=True, help="exported model directory (mia export onnx)")
-@click.option("--gallery", required=True, help="folder of person images (searched recursively)")
+@click.option("--gallery", help="folder of person images (searched recursively; encoded once, then cached)")
+@click.option("--index", "index_dir", help="gallery index from 'mia index build' (two-stage search)")
+@click.option("--rerank", type=COUNT, default=None,
+              help="with --index: entries re-scored by the full model after the first stage (default 100)")
 @click.option("--top-k", type=COUNT, default=10, show_default=True, help="how many results to show")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
 @click.option("--html", "html_path", help="also write a self-contained HTML page of the results")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--cache-dir", help="where gallery features are cached (default: MODEL/gallery-cache)")
-def search_command(description, model_dir, gallery, top_k, as_json, html_path, device, cache_dir):
-    """Rank the images under --gallery by how well they match DESCRIPTION."""
+def search_command(description, model_dir, gallery, index_dir, rerank, top_k, as_json, html_path, device, cache_dir):
+    """Rank the images under --gallery (or in --index) by how well they match DESCRIPTION."""
     if not description.strip():
         raise MiaError("DESCRIPTION is empty: describe the person to look for")
     try:
@@ -44,18 +47,20 @@ def search_command(description, model_dir, gallery, top_k, as_json, html_path, d
     except UnicodeEncodeError as exc:  # undecodable bytes on the command line arrive as lone surrogates
         raise MiaError(f"DESCRIPTION is not valid UTF-8 text (character {exc.start + 1} cannot be encoded); "
                        "check the terminal's encoding") from None
+    if (gallery is None) == (index_dir is None):
+        raise MiaError("give exactly one of --gallery FOLDER and --index INDEX")
     if html_path:
         check_page_path("--html", html_path)
-    from mia.export.gallery import GalleryIndex
     from mia.export.runtime import Retriever
+    from mia.export.searching import Searcher
 
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     retriever = Retriever(model_dir, device=device)
-    index = GalleryIndex.build(retriever, gallery, cache_dir, log=log, show_progress=not as_json)
+    searcher = Searcher(retriever, gallery, index_dir, cache_dir, rerank, log=log, show_progress=not as_json)
     warnings = query_warnings(retriever, description)
     for warning in warnings:
         log(f"warning: {warning}")
-    results = [(index.paths[i], score) for i, score in retriever.search(description, index.features, top_k)]
+    results = searcher.search(description, top_k)
     if as_json:
         click.echo(json.dumps({"query": description, "provider": retriever.providers[0], "warnings": warnings,
                                "results": [{"rank": rank, "path": str(path), "score": score}

@@ -26,6 +26,8 @@ ABLATION_FILES = frozenset({"ablation.json", "ablation.md", "ablation.png", "run
 PAGE_GENERATOR = '<meta name="generator" content="mia">'
 EXPORT_FORMATS = ("mia-export/1", "mia-export/2")
 EXPORT_MANIFEST = "manifest.json"
+#: what an index directory holds besides its ``.npy`` feature arrays
+INDEX_FILES = frozenset({"index.json", "paths.json", "faiss.index"})
 #: what ``mia search`` may have cached inside an export
 EXPORT_CACHE_DIR = "gallery-cache"
 
@@ -109,6 +111,16 @@ def check_export_dir(target: str | Path, force: bool, inputs: Iterable[str | Pat
         foreign = set(_entries(target)) - {EXPORT_MANIFEST, EXPORT_CACHE_DIR}
         raise MiaError(f"--force replaces only a previous mia export, and --out {target} holds other files "
                        f"({_describe(foreign) or 'no valid manifest.json'}); choose another --out")
+
+
+def check_index_dir(target: str | Path) -> None:
+    """``index build --out``: new, empty, or an index that the build updates in place."""
+    target = Path(target)
+    if _existing_dir("--out", target):
+        foreign = {name for name in _entries(target) if name not in INDEX_FILES and not name.endswith(".npy")}
+        if foreign or not (target / "index.json").is_file():
+            raise MiaError(f"--out {target} holds files that are not a mia index "
+                           f"({_describe(foreign) or 'no index.json'}); choose a new or empty directory")
 
 
 def check_new_dir(option: str, target: str | Path) -> None:

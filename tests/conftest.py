@@ -48,3 +48,17 @@ def tiny_synth(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("synth") / "tiny"
     return generate_synthpedes(out, SynthConfig(ids=24, images_per_id=3, seed=1, height=96))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_synth, tmp_path_factory) -> tuple[Path, Path]:
+    """One tiny global+fine model trained for an epoch, and its ONNX export: (run, export)."""
+    from test_cli_train import TINY, run
+
+    root = tmp_path_factory.mktemp("tiny-model")
+    trained = run("train", "--data", tiny_synth, "--out", root / "run", "--epochs", 1, *TINY, "--align", "global,fine")
+    assert trained.exit_code == 0, trained.output
+    exported = run("export", "onnx", "--checkpoint", root / "run" / "best.pt", "--out", root / "export",
+                   "--exporter", "torchscript", "--device", "cpu")
+    assert exported.exit_code == 0, exported.output
+    return root / "run", root / "export"

@@ -1,0 +1,73 @@
+"""``mia index``: build, merge and verify a gallery index for two-stage search."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from mia.cli.params import COUNT, NON_NEGATIVE_INT
+from mia.core.config import DEVICES
+from mia.core.errors import MiaError
+
+INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
+
+
+def _launcher_rank() -> tuple[int, int]:
+    """(RANK, WORLD_SIZE) as torchrun or any launcher sets them; (0, 1) without."""
+    try:
+        world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    except ValueError:
+        raise MiaError("RANK and WORLD_SIZE must be integers (as torchrun sets them)") from None
+    if world < 1 or not 0 <= rank < world:
+        raise MiaError(f"RANK={rank} and WORLD_SIZE={world}: expected 0 <= RANK < WORLD_SIZE")
+    return rank, world
+
+
+@click.group(name="index")
+def index():
+    """Build, merge and verify a gallery index for two-stage search."""
+
+
+@index.command(name="build")
+@click.option("--model", "model_dir", required=True, help="exported model directory (mia export onnx)")
+@click.option("--gallery", required=True, help="folder of person images (searched recursively)")
+@click.option("--out", required=True, help="index directory (new, empty, or an index to update)")
+@click.option("--index-type", type=click.Choice(INDEX_TYPES), default="auto", show_default=True,
+              help="FAISS index: exact (flat) below 100,000 images, inverted lists (ivf) above")
+@click.option("--workers", type=NON_NEGATIVE_INT, default=None, help="image-decoding processes (default: cores-1)")
+@click.option("--batch-size", type=COUNT, default=64, show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+def build(model_dir, gallery, out, index_type, workers, batch_size, device):
+    """Encode a gallery (only new or changed files when --out holds an index) into an index.
+
+    Under a launcher that sets RANK and WORLD_SIZE each process encodes its share into
+    OUT.shard-RANK-of-WORLD; join them with 'mia index merge OUT'.
+    """
+    from mia.export.index import build_index
+    from mia.export.runtime import Retriever
+
+    rank, world = _launcher_rank()
+    workers = max((os.cpu_count() or 1) - 1, 0) if workers is None else workers
+    build_index(Retriever(model_dir, device=device), gallery, out, index_type, workers, batch_size, rank, world,
+                log=lambda m: click.echo(m, err=True))
+
+
+@index.command(name="merge")
+@click.argument("out")
+@click.option("--index-type", type=click.Choice(INDEX_TYPES), default="auto", show_default=True)
+def merge(out, index_type):
+    """Join the shards beside OUT (OUT.shard-*-of-N) into the index OUT."""
+    from mia.export.index import merge_shards
+
+    merge_shards(out, index_type, log=lambda m: click.echo(m, err=True))
+
+
+@index.command(name="verify")
+@click.argument("path")
+def verify(path):
+    """Check every file of an index against its size and sha256."""
+    from mia.export.index import open_index
+
+    opened = open_index(path, verify=True)
+    click.echo(f"{path}: {len(opened)} images, FAISS {opened.meta['faiss']['kind']}, every file intact")

@@ -1,0 +1,428 @@
+"""A gallery index for two-stage search over large galleries (torch-free: ONNX Runtime,
+numpy, FAISS).
+
+Layout of an index directory::
+
+    index.json        format, model digest, gallery folder, entry count, FAISS settings,
+                      and every file's size and sha256
+    paths.json        each entry's path (relative to the gallery), size and mtime
+    image_global.npy  [N, D] float32: the encoder's global vectors (what re-ranking reads)
+    image_parts.npy   [N, K, D] float16: the stripes, when the scorer reads them
+    faiss.index       the global vectors, L2-normalised (inner product = cosine)
+
+Search is two-stage, as in every large retrieval system: FAISS returns the top ``rerank``
+entries by the cosine of the global vectors, then the exported scorer computes the
+model's fused score (part, fine) for those entries only, read from the memory-mapped
+arrays.  Stripes are kept in float16: half the disk and page cache, and re-ranking casts
+them back to float32 (the agreement with exhaustive scoring is measured by
+``benchmarks/bench_search.py --quality``).
+
+Building is incremental (unchanged files keep their rows; new, changed and deleted ones
+are handled without re-encoding the rest), can be split over processes that each encode
+a share (``RANK``/``WORLD_SIZE``, as torchrun sets them) and joined by :func:`merge_shards`,
+and is atomic: the index is written beside its destination and moved into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mia.core import atomic
+from mia.core.errors import MiaError
+from mia.core.outputs import refuse_inputs_inside
+from mia.core.preprocess import load_rgb, normalize_array, to_uint8_chw
+from mia.core.progress import Progress
+from mia.export.gallery import describe_skipped, list_gallery
+from mia.export.manifest import sha256_of
+from mia.export.runtime import Retriever
+
+FORMAT = "mia-index/1"
+META, PATHS, FAISS_FILE = "index.json", "paths.json", "faiss.index"
+#: below this many entries the exact FAISS index is used: above it an exact search reads
+#: every vector per query (1M x 512 floats: 2 GB), see docs/deploy.md for the measurements
+FLAT_LIMIT = 100_000
+#: re-ranked entries per query unless --rerank says otherwise (measured: docs/deploy.md)
+DEFAULT_RERANK = 100
+HASHED_BYTES = 64 << 20  # files up to this size are hashed at every open; larger ones by `mia index verify`
+STORED_DTYPES = {"image_global": np.float32, "image_parts": np.float16}
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise MiaError("the gallery index needs FAISS: pip install 'mia-reid[serve]' (faiss-cpu)") from None
+    return faiss
+
+
+# --------------------------------------------------------------------------- FAISS
+
+
+def faiss_settings(entries: int, kind: str = "auto") -> dict:
+    """Which FAISS index: exact (flat) below :data:`FLAT_LIMIT`, inverted lists (ivf) above."""
+    if kind == "auto":
+        kind = "flat" if entries < FLAT_LIMIT else "ivf"
+    if kind == "ivf":
+        lists = max(1, min(entries // 39, int(4 * entries ** 0.5)))  # FAISS wants >= 39 points per list
+        return {"kind": "ivf", "lists": lists, "probe": max(1, min(lists, 32))}
+    if kind == "hnsw":
+        return {"kind": "hnsw", "neighbours": 32, "search_depth": 128}
+    return {"kind": "flat"}
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+
+def build_faiss(vectors: np.ndarray, settings: dict, chunk: int = 65536):
+    """A FAISS index over the unit-normalised ``vectors`` (added in chunks: no second copy in RAM)."""
+    faiss = _faiss()
+    dim = vectors.shape[1]
+    if settings["kind"] == "ivf":
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, settings["lists"], faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(0).choice(len(vectors), size=min(len(vectors), 64 * settings["lists"]),
+                                                 replace=False)
+        index.train(_unit(vectors[np.sort(sample)]))
+    elif settings["kind"] == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, settings["neighbours"], faiss.METRIC_INNER_PRODUCT)
+    else:
+        index = faiss.IndexFlatIP(dim)
+    for start in range(0, len(vectors), chunk):
+        index.add(_unit(vectors[start:start + chunk]))
+    return index
+
+
+def _tune(index, settings: dict) -> None:
+    if settings["kind"] == "ivf":
+        index.nprobe = settings["probe"]
+    elif settings["kind"] == "hnsw":
+        index.hnsw.efSearch = settings["search_depth"]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class SearchIndex:
+    """An opened index: entry paths, memory-mapped features and the FAISS index."""
+
+    root: Path
+    meta: dict
+    paths: list[Path]
+    stamps: list[tuple[int, int]]
+    arrays: dict[str, np.ndarray]
+    faiss: object
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def candidates(self, query_global: np.ndarray, count: int) -> np.ndarray:
+        """First stage: entry ids of the ``count`` best global cosines, best first."""
+        _, ids = self.faiss.search(_unit(query_global.reshape(1, -1)), min(count, len(self)))
+        return ids[0][ids[0] >= 0]
+
+    def search(self, retriever: Retriever, query: str, top_k: int, rerank: int) -> list[tuple[Path, float]]:
+        """Two-stage: the ``rerank`` best global cosines from FAISS, then the model's fused
+        score over those only; the ``top_k`` best (path, score), best first."""
+        text = retriever.encode_texts([query])
+        rows = self.candidates(text["text_global"][0], max(rerank, top_k))
+        scores = retriever.run("scorer", {**text, **self.features(rows)})["similarity"][0]
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        return [(self.paths[rows[i]], float(scores[i])) for i in order]
+
+    def features(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        order = np.argsort(rows)  # memory maps read fastest in file order
+        picked = {name: np.asarray(array[rows[order]], dtype=np.float32) for name, array in self.arrays.items()}
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return {name: value[inverse] for name, value in picked.items()}
+
+
+def _damaged(root: Path, why: str) -> MiaError:
+    return MiaError(f"index {root}: {why}; rebuild it with 'mia index build'")
+
+
+def read_meta(root: Path) -> dict:
+    path = root / META
+    if not path.is_file():
+        raise MiaError(f"{root}: not a mia index ({META} not found)")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _damaged(root, f"{META} is not valid JSON ({str(exc)[:80]})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("files"), dict):
+        raise _damaged(root, f"{META} is not a mia index description (expected format {FORMAT})")
+    return meta
+
+
+def _check_files(root: Path, meta: dict, full: bool) -> None:
+    for name, expected in meta["files"].items():
+        path = root / name
+        if "/" in name or name.startswith(".") or not path.is_file():
+            raise _damaged(root, f"{name} is missing")
+        if path.stat().st_size != expected["bytes"]:
+            raise _damaged(root, f"{name} has {path.stat().st_size} bytes, {expected['bytes']} were written")
+        if (full or expected["bytes"] <= HASHED_BYTES) and sha256_of(path) != expected["sha256"]:
+            raise _damaged(root, f"{name}: sha256 mismatch (the file changed after it was written)")
+
+
+def open_index(root: str | Path, retriever: Retriever | None = None, verify: bool = False) -> SearchIndex:
+    """Open an index, checking sizes (and the sha256 of small files, of all with ``verify``)
+    and that it was built by ``retriever``'s model: a damaged or foreign index is one line,
+    never a wrong answer."""
+    root = Path(root)
+    meta = read_meta(root)
+    if retriever is not None and meta.get("model_digest") != retriever.digest:
+        raise MiaError(f"index {root} was built with another model than {retriever.model_dir}; "
+                       "rebuild it with 'mia index build'")
+    _check_files(root, meta, verify)
+    try:
+        entries = json.loads((root / PATHS).read_text(encoding="utf-8"))
+        arrays = {name: np.load(root / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in meta["features"]}
+        index = _faiss().read_index(str(root / FAISS_FILE))
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise _damaged(root, f"cannot read it ({type(exc).__name__}: {str(exc).splitlines()[0][:100]})") from None
+    count = meta["entries"]
+    if len(entries) != count or index.ntotal != count or any(len(a) != count for a in arrays.values()):
+        raise _damaged(root, "its files disagree on the number of entries")
+    _tune(index, meta["faiss"])
+    folder = Path(meta["gallery"])
+    return SearchIndex(root, meta, [folder / e["path"] for e in entries], [(e["size"], e["mtime"]) for e in entries],
+                        arrays, index)
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _decode(task: tuple[str, tuple[int, int]]) -> tuple[np.ndarray | None, str | None]:
+    """In a worker: one image as uint8 CHW pixels, or why it cannot be read."""
+    path, size = task
+    try:
+        return to_uint8_chw(load_rgb(path), size), None
+    except Exception as exc:  # PIL raises many types for broken files; all mean "unreadable"
+        return None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:100]}"
+
+
+def _encode(retriever: Retriever, paths: list[Path], workers: int, batch: int, show_progress: bool, log):
+    """Yield (position in ``paths``, encoded features) for every readable image; images
+    are decoded in ``workers`` processes while ONNX Runtime encodes in this one."""
+    skipped = []
+    tasks = [(str(p), tuple(retriever.image_size)) for p in paths]
+    # spawned, not forked: this process runs ONNX Runtime's threads, which a fork would copy mid-flight
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 0 and len(paths) > batch else None
+    decoded = pool.map(_decode, tasks, chunksize=16) if pool else map(_decode, tasks)
+    try:
+        with Progress(len(paths), f"encode gallery ({retriever.providers[0]})", unit="img",
+                      enabled=show_progress and bool(paths)) as bar:
+            pending, positions = [], []
+            for position, (pixels, error) in enumerate(decoded):
+                if error:
+                    skipped.append((paths[position], error))
+                else:
+                    pending.append(pixels)
+                    positions.append(position)
+                if len(pending) == batch or (position == len(paths) - 1 and pending):
+                    images = normalize_array(np.stack(pending), retriever.mean, retriever.std)
+                    yield positions, retriever.encode_image_arrays(images).arrays
+                    pending, positions = [], []
+                bar.update()
+    finally:
+        if pool:
+            pool.shutdown()
+    if skipped:
+        log(f"index: {describe_skipped(skipped)}")
+
+
+def _previous_rows(out: Path, retriever: Retriever, folder: Path) -> tuple[dict, SearchIndex | None]:
+    """relative path -> (stamp, row) of an earlier index of this model and gallery in ``out``."""
+    if not (out / META).is_file():
+        return {}, None
+    try:
+        previous = open_index(out, retriever)
+    except MiaError:
+        return {}, None  # another model's or a damaged index: rebuilt from scratch
+    if Path(previous.meta["gallery"]) != folder:
+        return {}, None
+    rows = {p.relative_to(folder).as_posix(): (stamp, row)
+            for row, (p, stamp) in enumerate(zip(previous.paths, previous.stamps))}
+    return rows, previous
+
+
+def _write_meta(tmp: Path, meta: dict) -> None:
+    meta["files"] = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_of(p)}
+                     for p in sorted(tmp.iterdir()) if p.name != META and p.is_file()}
+    atomic.write_text(tmp / META, json.dumps(meta, indent=1))
+
+
+def finish_index(tmp: Path, folder: Path, paths: list[Path], stamps: list[tuple[int, int]], arrays: dict,
+                 kind: str, meta: dict) -> dict:
+    """Write the entry list, the FAISS index over ``arrays["image_global"]`` and
+    ``index.json`` (last, with every file's size and sha256) into ``tmp``."""
+    entries = [{"path": p.relative_to(folder).as_posix(), "size": s, "mtime": m} for p, (s, m) in zip(paths, stamps)]
+    (tmp / PATHS).write_text(json.dumps(entries))
+    settings = faiss_settings(len(paths), kind)
+    _faiss().write_index(build_faiss(arrays["image_global"], settings), str(tmp / FAISS_FILE))
+    _write_meta(tmp, {"format": FORMAT, **meta, "gallery": str(folder), "entries": len(paths), "faiss": settings})
+    return settings
+
+
+def shard_path(out: Path, rank: int, world_size: int) -> Path:
+    """Where process ``rank`` of ``world_size`` writes its share: beside the index."""
+    return out.with_name(f"{out.name}.shard-{rank}-of-{world_size}")
+
+
+def build_index(retriever: Retriever, gallery: str | Path, out: str | Path, kind: str = "auto", workers: int = 0,
+                batch: int = 64, rank: int = 0, world_size: int = 1, log=print, show_progress: bool = True) -> Path:
+    """Index the images under ``gallery`` into ``out`` (this process's share, written to
+    :func:`shard_path`, when ``world_size`` > 1), reusing an earlier index's rows of
+    unchanged files."""
+    folder, out = Path(gallery).resolve(), Path(out)
+    target = shard_path(out, rank, world_size) if world_size > 1 else out
+    refuse_inputs_inside("--out", target, [folder, retriever.model_dir])
+    check_index_dir(target)
+    paths = list_gallery(folder)[rank::world_size]
+    stamps = [(p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
+    reusable, previous = _previous_rows(target, retriever, folder)
+    old_rows = [reusable.get(p.relative_to(folder).as_posix(), (None, None)) for p in paths]
+    old_rows = [row if stamp == s else None for (stamp, row), s in zip(old_rows, stamps)]
+    with atomic.atomic_directory(target, replace=True) as tmp:
+        arrays, kept = _fill_arrays(tmp, retriever, paths, old_rows, previous, workers, batch, show_progress, log)
+        if not any(kept):
+            raise MiaError(f"--gallery {folder}: none of its {len(paths)} images could be read")
+        paths = [p for p, keep in zip(paths, kept) if keep]
+        stamps = [s for s, keep in zip(stamps, kept) if keep]
+        settings = finish_index(tmp, folder, paths, stamps, arrays, kind,
+                                {"model_digest": retriever.digest, "features": sorted(arrays),
+                                 "shard": {"rank": rank, "world_size": world_size}})
+        del arrays
+    reused = sum(1 for row, keep in zip(old_rows, kept) if row is not None and keep)
+    log(f"index {target}: {len(paths)} images ({reused} reused, {len(paths) - reused} encoded), "
+        f"FAISS {settings['kind']}")
+    return target
+
+
+def _fill_arrays(tmp, retriever, paths, old_rows, previous, workers, batch, show_progress, log):
+    """Every feature array in gallery order, written in place: rows of unchanged files
+    copied from the earlier index, the others encoded straight into their row (so a
+    million-image gallery never sits in memory).  Returns the arrays and which rows hold
+    a readable image; unreadable ones are squeezed out at the end."""
+    todo = [i for i, row in enumerate(old_rows) if row is None]
+    kept = [row is not None for row in old_rows]
+    arrays: dict[str, np.ndarray] = {}
+
+    def allocate(shapes: dict[str, tuple[int, ...]]) -> None:
+        for name, shape in shapes.items():
+            arrays[name] = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", shape=(len(paths), *shape),
+                                                     dtype=STORED_DTYPES.get(name, np.float32))
+
+    if previous is not None:
+        allocate({name: array.shape[1:] for name, array in previous.arrays.items()})
+        for i, row in enumerate(old_rows):
+            if row is not None:
+                for name, array in arrays.items():
+                    array[i] = previous.arrays[name][row]
+    for positions, features in _encode(retriever, [paths[i] for i in todo], workers, batch, show_progress, log):
+        if not arrays:
+            allocate({name: value.shape[1:] for name, value in features.items()})
+        rows = [todo[p] for p in positions]
+        for name, value in features.items():
+            arrays[name][rows] = value
+        for row in rows:
+            kept[row] = True
+    if not all(kept) and arrays:
+        arrays = _squeeze(tmp, arrays, np.flatnonzero(kept))
+    for array in arrays.values():
+        array.flush()
+    return arrays, kept
+
+
+def _squeeze(tmp: Path, arrays: dict, rows: np.ndarray) -> dict:
+    squeezed = {}
+    for name, array in arrays.items():
+        kept = np.lib.format.open_memmap(tmp / f"{name}.kept.npy", mode="w+", dtype=array.dtype,
+                                         shape=(len(rows), *array.shape[1:]))
+        kept[:] = array[rows]
+        kept.flush()
+        del array
+        os.replace(tmp / f"{name}.kept.npy", tmp / f"{name}.npy")
+        squeezed[name] = np.load(tmp / f"{name}.npy", mmap_mode="r")
+    return squeezed
+
+
+def check_index_dir(target: Path) -> None:
+    """An index is written into a new or empty directory or over an earlier index."""
+    from mia.core.outputs import check_index_dir as check
+
+    check(target)
+
+
+def merge_shards(out: str | Path, kind: str = "auto", log=print) -> Path:
+    """Join the shards beside ``out`` (built with the same model and gallery by processes
+    0..N-1 of N) into the index ``out``, entries in gallery order, as one build would."""
+    out = Path(out)
+    shard_dirs = sorted(out.parent.glob(f"{out.name}.shard-*-of-*"))
+    if not shard_dirs:
+        raise MiaError(f"{out}: no shards to merge (expected {out.name}.shard-RANK-of-WORLD beside it, written by "
+                       "'mia index build' under WORLD_SIZE > 1)")
+    shards = [open_index(d) for d in shard_dirs]
+    first = shards[0].meta
+    world = first["shard"]["world_size"]
+    ranks = sorted(s.meta["shard"]["rank"] for s in shards)
+    if ranks != list(range(world)) or any(s.meta["shard"]["world_size"] != world for s in shards):
+        raise MiaError(f"{out}: expected shards 0..{world - 1} of {world} beside it, found ranks {ranks}")
+    for shard in shards[1:]:
+        for key in ("model_digest", "gallery", "features"):
+            if shard.meta[key] != first[key]:
+                raise MiaError(f"{shard.root}: built with another {key.replace('_', ' ')} than {shards[0].root}")
+    check_index_dir(out)
+    order = sorted((p, s, r) for s, shard in enumerate(shards) for r, p in enumerate(shard.paths))
+    with atomic.atomic_directory(out, replace=True) as tmp:
+        arrays = {}
+        for name in first["features"]:
+            template = shards[0].arrays[name]
+            arrays[name] = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=template.dtype,
+                                                     shape=(len(order), *template.shape[1:]))
+            for s, shard in enumerate(shards):  # each shard's rows, in one vectorised copy
+                rows = [row for row, (_, owner, _) in enumerate(order) if owner == s]
+                arrays[name][rows] = shard.arrays[name][[r for _, owner, r in order if owner == s]]
+            arrays[name].flush()
+        settings = finish_index(tmp, Path(first["gallery"]), [p for p, _, _ in order],
+                                [shards[s].stamps[r] for _, s, r in order], arrays, kind,
+                                {"model_digest": first["model_digest"], "features": first["features"],
+                                 "shard": {"rank": 0, "world_size": 1}})
+        del arrays
+    log(f"index {out}: merged {len(shards)} shards, {len(order)} images, FAISS {settings['kind']}")
+    return out
+
+
+def two_stage_quality(retriever: Retriever, index: SearchIndex, captions: list[str], query_pids: np.ndarray,
+                      gallery_pids: np.ndarray, reranks: list[int], top_k: int = 10) -> dict:
+    """Two-stage search against scoring every entry, on the same stored features: per
+    ``rerank`` N, the share of queries whose top ``top_k`` is the same list, and R1/mAP of
+    both rankings (two-stage: the N re-scored first, the rest by global cosine)."""
+    from mia.core.metrics import retrieval_metrics, top_k as best_of
+    from mia.export.runtime import EncodedImages
+
+    texts = retriever.encode_texts(captions)
+    gallery = EncodedImages({name: np.asarray(array, dtype=np.float32) for name, array in index.arrays.items()})
+    full = retriever.score(texts, gallery)
+    cosines = _unit(texts["text_global"]) @ _unit(gallery.arrays["image_global"]).T
+    exhaustive_top = best_of(full, top_k)[0]
+    result = {"queries": len(captions), "gallery": len(index), "exhaustive": retrieval_metrics(full, query_pids, gallery_pids)}
+    for rerank in reranks:
+        _, candidates = index.faiss.search(_unit(texts["text_global"]), min(rerank, len(index)))
+        staged = cosines - (np.abs(full).max() + 2.0)  # every entry not re-scored ranks below the re-scored ones
+        rows = np.arange(len(captions))[:, None]
+        staged[rows, candidates] = full[rows, candidates]
+        same = (best_of(staged, top_k)[0] == exhaustive_top).all(axis=1)
+        result[rerank] = {"top_k_agreement": float(same.mean()),
+                          **{f"two_stage_{k}": v for k, v in retrieval_metrics(staged, query_pids, gallery_pids).items()}}
+    return result
