@@ -1,4 +1,7 @@
-"""Shared by the benchmark scripts: timing, the machine description, table and JSON output."""
+"""Shared by the benchmark scripts: timing, the machine description, table and JSON output.
+
+torch is imported only where a device is timed, so a script that measures whole commands
+(bench_cli) stays light enough not to inflate what it measures."""
 
 from __future__ import annotations
 
@@ -10,21 +13,26 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-import torch
 
+def machine(device=None) -> str:
+    """The machine, in words (``device=None``: the CPU, without asking torch)."""
+    if device is None:
+        return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
+    import torch
 
-def machine(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
     return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
-def synchronize(device: torch.device) -> None:
+def synchronize(device) -> None:
     if device.type == "cuda":
+        import torch
+
         torch.cuda.synchronize(device)
 
 
-def time_it(function: Callable[[], object], device: torch.device, warmup: int, repeats: int,
+def time_it(function: Callable[[], object], device, warmup: int, repeats: int,
             warm_seconds: float = 1.0) -> float:
     """Median seconds per call after ``warmup`` calls (median: robust to a noisy neighbour).
     On a GPU the warm-up lasts at least ``warm_seconds``: an idle GPU's clocks take a while
@@ -44,7 +52,7 @@ def time_it(function: Callable[[], object], device: torch.device, warmup: int, r
     return sorted(times)[len(times) // 2]
 
 
-def profile_top(function: Callable[[], object], device: torch.device, path: str | Path, calls: int = 3,
+def profile_top(function: Callable[[], object], device, path: str | Path, calls: int = 3,
                 rows: int = 18) -> None:
     """Profile ``calls`` calls after a warm-up; print and save the ops that take the most
     time (device time on CUDA, CPU time otherwise) and how busy the device was."""
@@ -83,12 +91,12 @@ def table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def result_path(name: str, device: torch.device, out: str | None, suffix: str = ".json") -> Path:
+def result_path(name: str, device, out: str | None, suffix: str = ".json") -> Path:
     """``--out`` or ``benchmarks/results/<name>-<device>.json``; other suffixes sit beside it."""
-    return Path(out or f"benchmarks/results/{name}-{device.type}.json").with_suffix(suffix)
+    return Path(out or f"benchmarks/results/{name}-{device.type if device is not None else 'cpu'}.json").with_suffix(suffix)
 
 
-def report(name: str, device: torch.device, headers: list[str], rows: list[list], extra: dict, out: str | None) -> None:
+def report(name: str, device, headers: list[str], rows: list[list], extra: dict, out: str | None) -> None:
     """Print the table (with date and machine) and write it as JSON next to it."""
     print(f"{name} — {date.today().isoformat()} — {machine(device)}")
     print(table(headers, rows))
