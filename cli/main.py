@@ -32,7 +32,7 @@ COMMANDS = {
                "Rank the images under --gallery (or in --index) by how well they match DESCRIPTION."),
     "serve": ("mia.cli.serve_cmd:serve_command",
               "Serve a search page and a JSON API (/api/search?q=...&k=...) over a gallery."),
-    "train": ("mia.cli.train_cmd:train_command", "Train a model and keep the best checkpoint by R@1 on val (or test)."),
+    "train": ("mia.cli.train_cmd:train_command", "Train a model and keep the best checkpoint on val (or test), by --select-by."),
     "weights": ("mia.cli.weights_cmd:weights",
                 "Pretrained image weights in the torch hub cache ($TORCH_HOME/hub/checkpoints)."),
 }

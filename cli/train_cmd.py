@@ -20,7 +20,7 @@ from mia.core.train import train
 @click.option("--resume", is_flag=True, help="continue the run in --out from last.pt")
 @click.pass_context
 def train_command(ctx, align, out, resume, **options):
-    """Train a model and keep the best checkpoint by R@1 on val (or test)."""
+    """Train a model and keep the best checkpoint on val (or test), by --select-by."""
     given = explicit_options(ctx, options)
     if align is not None:
         given["align"] = align

@@ -57,7 +57,7 @@ class TrainConfig(DictRoundTrip):
     eval_chunk: int | None = None  # None: core.evaluate.default_chunk (256 on CPU, 1,024 on GPU)
     out: str = "runs/mia"
     stop_after: int | None = None
-    select_by: str = "R1"  # the validation metric that picks best.pt
+    select_by: str = "mAP"  # the validation metric that picks best.pt: the less noisy one (docs/method.md)
     quiet: bool = False
     compile: str | None = None
 
