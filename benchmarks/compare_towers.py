@@ -3,7 +3,7 @@ scored on synthpedes test and on its unseen-words test (captions in held-out wor
 
     python benchmarks/compare_towers.py [--epochs 6] [--out runs/towers] [--only a,b]
 
-Rows: (a) bi-GRU from scratch + random MobileNetV2, (b) bi-GRU + ImageNet MobileNetV2,
+Rows: (a) bi-GRU from scratch + random MobileNetV2 (a2: random ResNet-18), (b) bi-GRU + ImageNet MobileNetV2,
 (c) all-MiniLM-L6-v2 + ImageNet MobileNetV2 with phrases as spans, (d) the same with
 phrases as their own sequences (the phrase-encoding measurement).  Needs the offline
 packages of the README's "Pretrained starting points" (``mia weights add`` for the
@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 from _common import report
 
-COMMON = ["--data", "synthpedes", "--align", "global,part,fine", "--image-encoder", "mobilenet_v2",
-          "--image-size", "192x64", "--quiet"]
+COMMON = ["--data", "synthpedes", "--align", "global,part,fine", "--image-size", "192x64", "--select-by", "R1",
+          "--quiet"]
+MOBILENET = ["--image-encoder", "mobilenet_v2"]
 IMAGENET = ["--image-weights", "IMAGENET1K_V1"]
 
 
@@ -38,10 +39,11 @@ def minilm_dir() -> str:
 def configurations() -> dict[str, tuple[str, list[str]]]:
     transformer = ["--text-encoder", "transformer", "--text-weights", minilm_dir()]
     return {
-        "a": ("bi-GRU + random MobileNetV2", []),
-        "b": ("bi-GRU + ImageNet MobileNetV2", IMAGENET),
-        "c": ("MiniLM + ImageNet MobileNetV2, phrases as spans", IMAGENET + transformer),
-        "d": ("MiniLM + ImageNet MobileNetV2, phrases as sequences", IMAGENET + transformer
+        "a": ("bi-GRU + random MobileNetV2", MOBILENET),
+        "a2": ("bi-GRU + random ResNet-18 (the earlier demo's trunk)", ["--image-encoder", "resnet18"]),
+        "b": ("bi-GRU + ImageNet MobileNetV2", MOBILENET + IMAGENET),
+        "c": ("MiniLM + ImageNet MobileNetV2, phrases as spans", MOBILENET + IMAGENET + transformer),
+        "d": ("MiniLM + ImageNet MobileNetV2, phrases as sequences", MOBILENET + IMAGENET + transformer
               + ["--phrase-encoding", "sequences"]),
     }
 
@@ -72,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--out", default="runs/towers")
-    parser.add_argument("--only", default="a,b,c,d", help="comma-separated rows to run")
+    parser.add_argument("--only", default="a,a2,b,c,d", help="comma-separated rows to run")
     parser.add_argument("--json", dest="json_out", default=None, help="where to write the JSON")
     args = parser.parse_args()
     rows, results = [], {}
