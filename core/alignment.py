@@ -68,6 +68,25 @@ class PreparedAlignment(Alignment):
         """See :meth:`Alignment.score_prepared`."""
 
 
+@torch.no_grad()
+def undeclared_reads(alignment: Alignment, text: TextFeatures, image: ImageFeatures,
+                     scores: torch.Tensor | None = None) -> list[str]:
+    """What ``alignment`` reads without declaring it: ``"image parts (uses_parts)"``,
+    ``"noun phrases (uses_phrases)"``, found by changing the undeclared input and watching
+    the scores.  An export leaves undeclared inputs out of the scorer, so this must be empty."""
+    scores = alignment.similarity(text, image) if scores is None else scores
+    problems = []
+    if not alignment.uses_parts:
+        moved = alignment.similarity(text, ImageFeatures(image.global_, torch.randn_like(image.parts)))
+        if not torch.allclose(moved, scores):
+            problems.append("image parts (uses_parts)")
+    if not alignment.uses_phrases and text.phrases.shape[1]:
+        changed = TextFeatures(text.global_, torch.randn_like(text.phrases), torch.ones_like(text.phrase_mask))
+        if not torch.allclose(alignment.similarity(changed, image), scores):
+            problems.append("noun phrases (uses_phrases)")
+    return problems
+
+
 def ranking_loss(similarity: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
     """Bidirectional hinge loss with the hardest in-batch negative (VSE++ style).
 

@@ -17,9 +17,11 @@ import numpy as np
 import torch
 
 from mia.core import atomic
+from mia.core.alignment import undeclared_reads
 from mia.core.checkpoint import load_checkpoint, model_from_checkpoint
 from mia.core.errors import MiaError
 from mia.core.evaluate import evaluate_checkpoint
+from mia.core.features import ImageFeatures, TextFeatures
 from mia.core.outputs import check_export_dir
 from mia.core.records import load_dataset
 from mia.core.version import VERSION
@@ -46,6 +48,7 @@ def export_model(checkpoint: str | Path, out: str | Path, backend: str = "onnx",
     model, tokenizer = model_from_checkpoint(payload, checkpoint)
     graphs, ios = build_graphs(model), graph_io(model)
     example = example_inputs(model, batch=2, words=7, phrases=3)
+    check_declarations(model, example)
     suffix = BACKENDS[backend]
     with atomic.atomic_directory(out, replace=True) as tmp:
         signatures = {}
@@ -68,6 +71,18 @@ def export_model(checkpoint: str | Path, out: str | Path, backend: str = "onnx",
             manifest["verification"]["recall_check"] = recall_check(checkpoint, tmp, check_data, device, log)
         atomic.write_text(tmp / MANIFEST, json.dumps(manifest, indent=2))
     return manifest
+
+
+def check_declarations(model, example: dict) -> None:
+    """The scorer graph gets parts and phrases only when an alignment declares it reads them;
+    one that reads them undeclared would be exported with stand-ins, so it is an error here."""
+    text = TextFeatures(example["text_global"], example["text_phrases"], example["phrase_mask"])
+    image = ImageFeatures(example["image_global"], example["image_parts"])
+    for name in model.active:
+        problems = undeclared_reads(model.alignments[name], text, image)
+        if problems:
+            raise MiaError(f"alignment '{name}' reads {' and '.join(problems)} without declaring it: its exported "
+                           "scorer would not receive them; set the attribute to True in the plugin")
 
 
 def _manifest(model, tokenizer, payload, backend, opset, exporter, signatures, tmp: Path, suffix: str) -> dict:

@@ -20,7 +20,7 @@ from mia.core.errors import MiaError
 from mia.core.plugins import get_plugin_manager
 from mia.core.preprocess import ImagePreprocessing, load_image_array
 from mia.core.text_arrays import TextSettings, encode_texts, phrase_char_spans, phrase_positions
-from mia.core.tokenizer import Vocabulary, tokenize
+from mia.core.tokenizer import Vocabulary
 from mia.export.manifest import read_manifest
 from test_cli_train import TINY, run
 from test_plugins import _plugin
@@ -165,31 +165,6 @@ def test_bigru_trains_with_phrase_spans(tiny_synth, tmp_path):
 
 
 # --------------------------------------------------------------------------- the transformer text tower
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tiny_synth, tmp_path_factory) -> Path:
-    """A Hugging Face model directory: a 2-layer, 32-wide random BERT and a WordPiece
-    tokenizer over the tiny set's words (what all-MiniLM-L6-v2 looks like, 1,000x smaller)."""
-    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
-    from tokenizers.models import WordPiece
-    from transformers import BertConfig, BertModel
-
-    words = sorted({w for e in json.loads((tiny_synth / "reid_raw.json").read_text()) for c in e["captions"]
-                    for w in tokenize(c)})
-    vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, "-"])}
-    tokenizer = Tokenizer(WordPiece(vocab, unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer.save(str(folder / "tokenizer.json"))
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
-    BertModel(config).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
