@@ -76,19 +76,14 @@ class EncodedImages:
 
 
 def _chunker(spec: str | None):
-    """The training chunker, resolved without the plugin registry (which imports torch)."""
+    """The training chunker, found the way training found it: through the plugin registry
+    (built-ins and entry points alike), which imports no torch; a third-party chunker
+    serves as well as it trained."""
     if spec is None:
         return None
-    name, _, option = spec.partition(":")
-    if name == "rules":
-        from mia.plugins.chunkers import rule_chunker
+    from mia.core.phrases import get_chunker
 
-        return rule_chunker(option or None)
-    if name == "spacy":
-        from mia.plugins.chunkers.spacy_chunker import spacy_chunker
-
-        return spacy_chunker(option or None)
-    raise MiaError(f"chunker '{spec}' is a plugin; the torch-free runtime supports rules and spacy")
+    return get_chunker(spec)
 
 
 def _open_graph(model_dir: Path, graph: dict, backend: str, device: str):

@@ -268,3 +268,52 @@ def test_the_search_command_never_imports_torch(model_dir, gallery, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.strip().splitlines()) == 5
+
+
+THIRD_PARTY_CHUNKER = """
+from mia.core import hookimpl
+
+
+def upper_chunker(option):
+    def chunk(caption):
+        return [word for word in caption.split() if word.isupper()]  # SHOUTED words are the phrases
+    return chunk
+
+
+@hookimpl
+def register_phrase_chunkers(register):
+    register("shouted", upper_chunker, description="upper-case words")
+"""
+
+SERVE_WITH_CHUNKER = """
+import sys
+from mia.export.runtime import Retriever
+retriever = Retriever(sys.argv[1], device="cpu")
+arrays = retriever.text_arrays(["a man in a RED coat and BLUE jeans"])
+assert (arrays["phrases"][0, :, 0] != 0).sum() == 2, arrays["phrases"]
+retriever.search("a man in a RED coat", retriever.encode_images(sys.argv[2:]), top_k=2)
+leaked = [name for name in ("torch", "torchvision") if name in sys.modules]
+assert not leaked, leaked
+print(retriever.chunker.__module__)
+"""
+
+
+def test_a_third_party_chunker_serves_without_torch(tiny_model, tiny_synth, tmp_path, monkeypatch):
+    """A model trained with a plugin's chunker is served by the torch-free runtime, which
+    finds the chunker through the plugin's entry point."""
+    from test_plugins import install_distribution
+
+    _, export = tiny_model
+    install_distribution(tmp_path, monkeypatch, "mia_shouted", "shouted", THIRD_PARTY_CHUNKER)
+    model = tmp_path / "model"
+    shutil.copytree(export, model, ignore=shutil.ignore_patterns("gallery-cache"))
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["text"]["chunker"] = "shouted"
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    images = [str(p) for p in sorted((tiny_synth / "imgs").rglob("*.jpg"))[:3]]
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env.pop("MIA_LOAD_PLUGINS")  # a deployment loads its installed plugins
+    done = subprocess.run([sys.executable, "-c", SERVE_WITH_CHUNKER, str(model), *images], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "mia_shouted"
