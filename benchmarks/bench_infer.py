@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from _common import report, time_it
-from mia.core.device import autocast, resolve_device
+from mia.core.policy import autocast, resolve_device
 from mia.core.model import ModelSpec, create_model
 from mia.export.backends import write_onnx
 from mia.export.graphs import build_graphs, example_inputs, graph_io

@@ -20,7 +20,7 @@ import torch
 
 from _common import report, result_path
 from mia.core.data import EpochSampler, ImageReader, PairDataset, build_text_table, make_loader, person_labels
-from mia.core.device import resolve_device
+from mia.core.policy import resolve_device
 from mia.core.records import load_dataset
 from mia.core.text_arrays import TextSettings
 from mia.core.tokenizer import Vocabulary

@@ -18,9 +18,8 @@ from pathlib import Path
 import torch
 
 from _common import profile_top, report, result_path, time_it
-from mia.core import fused_pool
-from mia.core.device import autocast, resolve_device
-from mia.core.evaluate import default_chunk, score_chunks
+from mia.core.policy import autocast, make_policy, resolve_device
+from mia.core.evaluate import score_chunks
 from mia.core.features import ImageFeatures, TextFeatures
 from mia.core.model import ModelSpec, create_model
 
@@ -90,7 +89,8 @@ def main():
     if args.memory_child:
         return memory_child(args)
     device = resolve_device(args.device)
-    args.chunk = args.chunk or default_chunk(device)
+    policy = make_policy(device, eval_chunk=args.chunk)
+    args.chunk = policy.eval_chunk
     model = scorer(device)
     score = torch.compile(model.score_prepared, dynamic=True) if args.compile else None
     text, image = features(args.queries, args.gallery, device)
@@ -104,14 +104,11 @@ def main():
                                  1, args.repeats)
         peak = (torch.cuda.max_memory_allocated(device) - base) / 2**30 if device.type == "cuda" else float("nan")
         rows.append([label, args.chunk, seconds[label], peak])
-    if device.type == "cuda" and fused_pool.available and not args.compile:  # what the Triton kernels save
+    if policy.fused_kernels and not args.compile:  # what the Triton kernels save
         label = "+".join(ALIGNMENTS) + " (eager pooling, no Triton)"
-        fused_pool.available = False
-        try:
+        with policy.with_(fused_kernels=False).active():
             seconds[label] = time_it(lambda: score_chunks(model, text, image, args.chunk, None), device, 1,
                                      args.repeats)
-        finally:
-            fused_pool.available = True
         rows.append([label, args.chunk, seconds[label], float("nan")])
     phrase_rows = text.phrases.reshape(-1, text.phrases.shape[-1])
     stripe_columns = image.parts.reshape(-1, image.parts.shape[-1]).T.contiguous()

@@ -21,7 +21,7 @@ import torchvision
 
 from _common import profile_top, report, result_path, time_it
 from mia.core.config import COMPILE_MODES
-from mia.core.device import autocast, prepare_images, resolve_device
+from mia.core.policy import autocast, prepare_images, resolve_device
 from mia.core.model import ModelSpec, create_model
 from mia.core.step import TrainingStep
 

@@ -28,29 +28,14 @@ from __future__ import annotations
 import torch
 
 from mia.core import fused_pool
+from mia.core.policy import fused_kernels as fused_scoring
+from mia.core.policy import needs_autograd
 
 _NEG = -1.0e4  # log-scale of a padded slot, far below every real exponent
 # Exponents are clamped here before exp(): a term e^-80 below the largest (which is 1)
 # does not change an fp32 sum, and exp() of anything lower runs 5-15x slower on the CPU
 # (denormals, out-of-range inputs); padded slots and hopeless stripes land here.
 _FLOOR = -80.0
-
-
-def _autograd_needs(*tensors: torch.Tensor) -> bool:
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-
-
-def plain_scoring(*tensors: torch.Tensor) -> bool:
-    """Nothing needs a gradient, and nothing is being traced, exported or compiled: the
-    fused kernels have no backward and no ONNX or Inductor form."""
-    if _autograd_needs(*tensors):
-        return False
-    return not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
-
-
-def fused_scoring(*tensors: torch.Tensor) -> bool:
-    """Whether the pooling runs as ``core.fused_pool``'s kernels: plain scoring on CUDA, with Triton."""
-    return fused_pool.available and tensors[0].is_cuda and plain_scoring(*tensors)
 
 
 def _shifted_exp_(exponent: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -147,7 +132,7 @@ def _product_over(target: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     misses) than the multiplication itself.  A fresh tensor all the same where autograd
     needs ``target``, or where ``target`` is narrower (a bf16 product under CUDA autocast
     is widened to fp32, not rounded back to bf16)."""
-    if _autograd_needs(target, other) or torch.promote_types(target.dtype, other.dtype) != target.dtype:
+    if needs_autograd(target, other) or torch.promote_types(target.dtype, other.dtype) != target.dtype:
         return target * other
     return target.mul_(other)
 

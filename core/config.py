@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 
 from mia.core.errors import MiaError
@@ -54,21 +53,12 @@ class TrainConfig(DictRoundTrip):
     seed: int = 0
     device: str = "auto"
     workers: int | None = None
-    eval_chunk: int | None = None  # None: core.evaluate.default_chunk (256 on CPU, 1,024 on GPU)
+    eval_chunk: int | None = None  # None: the execution policy's (core.policy)
     out: str = "runs/mia"
     stop_after: int | None = None
     select_by: str = "mAP"  # the validation metric that picks best.pt: the less noisy one (docs/method.md)
     quiet: bool = False
     compile: str | None = None
-
-    def resolved_workers(self, on_cuda: bool) -> int:
-        """Data workers: the given number, else cores-1 (at most 2) on CPU, where the cores also run
-        the model, or cores-1 (at most 16) on GPU: on a 16-core H200 machine 8 workers
-        decode 6,000 images/s, 16 workers 12,000, and a CUDA-graphed step takes 4,200."""
-        if self.workers is not None:
-            return self.workers
-        cores = os.cpu_count() or 1
-        return min(16, max(cores - 1, 1)) if on_cuda else min(2, max(cores - 1, 0))
 
     def validate(self) -> None:
         """The same bounds the command line enforces, for Python callers and resumed configs."""

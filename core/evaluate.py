@@ -16,7 +16,7 @@ from mia.core.bootstrap import QueryOutcomes, query_outcomes, standard_errors
 from mia.core.checkpoint import load_checkpoint, model_from_checkpoint
 from mia.core.config import TrainConfig
 from mia.core.data import GalleryDataset, ImageReader, TextSettings, TextTable, build_text_table, make_loader
-from mia.core.device import autocast, prepare_images, resolve_device
+from mia.core.policy import autocast, current, make_policy, prepare_images, resolve_device
 from mia.core.distributed import DistContext, gather_rows
 from mia.core.features import ImageFeatures, TextFeatures, select_texts
 from mia.core.metrics import METRIC_NAMES, retrieval_metrics
@@ -79,19 +79,12 @@ def encode_queries(model: MiaModel, table: TextTable, device: torch.device, batc
     return TextFeatures(*(torch.cat(parts) for parts in zip(*outputs)))
 
 
-def default_chunk(device: torch.device) -> int:
-    """Queries scored at a time unless ``--eval-chunk`` says otherwise.  On a GPU scoring is
-    bound by kernel launches, a hundred per chunk: on an H200 the 6,156 x 3,074 test split
-    took 44-84 ms in chunks of 256, 29 ms in chunks of 1,024 (0.74 GiB), 27 ms in chunks of
-    4,096 (2.65 GiB).  On the CPU larger chunks only cost memory."""
-    return 1024 if device.type == "cuda" else 256
-
-
 @torch.no_grad()
 def score_chunks(model: MiaModel, text: TextFeatures, image: ImageFeatures, chunk: int | None = None,
                  names=None, score=None) -> torch.Tensor:
-    """Fused ``[Q, G]`` similarity (CPU, fp32), ``chunk`` queries at a time (default:
-    :func:`default_chunk`), against a gallery side prepared once (:meth:`MiaModel.prepare_gallery`).
+    """Fused ``[Q, G]`` similarity (CPU, fp32), ``chunk`` queries at a time (default: the
+    policy's, see :mod:`mia.core.policy`), against a gallery side prepared once
+    (:meth:`MiaModel.prepare_gallery`).
 
     On CUDA each chunk's rows are copied into pinned host memory without waiting, so the
     transfer of chunk n overlaps the scoring of chunk n+1 and the GPU never idles on a
@@ -99,7 +92,7 @@ def score_chunks(model: MiaModel, text: TextFeatures, image: ImageFeatures, chun
     """
     score = score or model.score_prepared
     device = image.global_.device
-    chunk = chunk or default_chunk(device)
+    chunk = chunk or current(device).eval_chunk
     gallery = model.prepare_gallery(image, names)
     out = torch.empty(len(text.global_), len(image.global_), pin_memory=device.type == "cuda")
     for start in range(0, len(text.global_), chunk):
@@ -179,20 +172,22 @@ def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: st
     model, tokenizer = model_from_checkpoint(payload, checkpoint_path)
     if weights:
         model.spec.weights = {**model.spec.weights, **resolve_weights(weights, model.active)}
-    torch_device = resolve_device(device)
+    policy = make_policy(resolve_device(device), workers, chunk)
+    if log:
+        log(policy.describe())
+    torch_device = policy.device
     model.to(torch_device)
     dataset = load_dataset(data_spec or config.data)
     for note in dataset.notes:
         if log:
             log(f"data: {note}")
     eval_split = prepare_split(dataset.split(split), tokenizer, model.text_settings(), model.chunker, dataset.twins)
-    if workers is None:
-        workers = config.resolved_workers(torch_device.type == "cuda")
     scorings = {"fused": None}
     if components and len(model.active) > 1:
         scorings.update({name: [name] for name in model.active})
-    similarities = split_similarities(model, eval_split, torch_device, chunk, workers, show_progress=show_progress,
-                                      scorings=scorings)
+    with policy.active():
+        similarities = split_similarities(model, eval_split, torch_device, policy.eval_chunk, policy.workers,
+                                          show_progress=show_progress, scorings=scorings)
     metrics = {key: retrieval_metrics(sim, eval_split.query_pids, eval_split.gallery_pids)
                for key, sim in similarities.items()}
     fused = metrics.pop("fused")

@@ -9,7 +9,8 @@ arithmetic as ``_stripe_pool_batched`` and ``phrase_pool`` (shift by the maximum
 at ``e^-80``, the ratio of the weighted cosine sum to the norm ``sqrt(u^T G u)``).
 
 Scoring only: they have no backward, so training (autograd), TorchScript/ONNX tracing and
-``torch.compile`` keep the eager forms (``core.attention.fused_scoring`` decides).  The tests run both kernels
+``torch.compile`` keep the eager forms (``core.policy.fused_kernels`` decides, with
+``MIA_FUSED_KERNELS=0`` as the switch).  The tests run both kernels
 on the CPU through Triton's interpreter (``TRITON_INTERPRET=1``) against the eager forms.
 """
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from mia.core.device import autocast, prepare_images
+from mia.core.policy import autocast, prepare_images
 from mia.core.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 

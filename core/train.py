@@ -23,7 +23,7 @@ from mia.core import atomic
 from mia.core.checkpoint import check_weights, checkpoint_tokenizer, load_checkpoint, save_checkpoint
 from mia.core.config import TrainConfig
 from mia.core.data import EpochSampler, ImageReader, PairDataset, build_text_table, make_loader, person_labels
-from mia.core.device import resolve_device
+from mia.core.policy import make_policy, resolve_device
 from mia.core.distributed import barrier, init_distributed, local_device, mean_over_ranks
 from mia.core.errors import MiaError
 from mia.core.evaluate import evaluate, prepare_split
@@ -97,6 +97,7 @@ class Trainer:
         device = resolve_device(config.device)
         self.context = init_distributed(device)
         self.device = local_device(device, self.context)
+        self.policy = make_policy(self.device, config.workers, config.eval_chunk)
         write = log or (lambda message: print(message, file=sys.stderr))
         self.log = write if self.context.is_main else (lambda message: None)
         self.show_progress = self.context.is_main and not config.quiet
@@ -161,7 +162,7 @@ class Trainer:
                 chunker=canonical_chunker(config.chunker),
             )
             self.model = create_model(self.spec, config.image_weights, config.text_weights).to(self.device)
-        if self.device.type == "cuda":
+        if self.policy.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = _optimizer(self.model, config)
         self.train_model = self.model
@@ -178,7 +179,7 @@ class Trainer:
         """(image, caption) pairs, sharded by rank, decoded and augmented in workers."""
         config = self.config
         table = build_text_table(train_records, self.tokenizer, settings, chunker)
-        self.workers = config.resolved_workers(self.device.type == "cuda")
+        self.workers = self.policy.workers
         reader = ImageReader(self.spec.image_size, config.seed, train=True)
         # a compiled step wants one shape (a CUDA graph is recorded per shape): no trimming
         pairs = PairDataset(train_records, table, self.labels, reader, fixed_shapes=config.compile is not None)
@@ -194,6 +195,11 @@ class Trainer:
 
     # -- loop ---------------------------------------------------------------------------
     def run(self) -> TrainResult:
+        with self.policy.active():
+            return self._run()
+
+    def _run(self) -> TrainResult:
+        self.log(self.policy.describe())
         self._prepare()
         start_epoch, history, best = 0, [], {"epoch": 0, "metrics": None}
         if self.checkpoint is not None:
@@ -210,7 +216,7 @@ class Trainer:
             self.model.active = list(stage.alignments)
             record = self._train_epoch(epoch)
             started = time.perf_counter()
-            metrics = evaluate(self.model, self.eval_split, self.device, self.config.eval_chunk,
+            metrics = evaluate(self.model, self.eval_split, self.device, self.policy.eval_chunk,
                                self.workers, show_progress=self.show_progress, context=self.context)
             record.update({"split": self.eval_split_name, **metrics, "eval_seconds": round(time.perf_counter() - started, 2)})
             history.append(record)

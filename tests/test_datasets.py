@@ -9,7 +9,7 @@ from PIL import Image
 from conftest import write_image, write_pedes
 from mia.cli.main import cli
 from mia.core.data import ImageReader
-from mia.core.device import prepare_images
+from mia.core.policy import prepare_images
 from mia.core.errors import MiaError
 from mia.core.preprocess import load_image_array
 from mia.core.records import load_dataset, parse_data_spec

@@ -63,13 +63,13 @@ def test_fused_kernels_equal_the_eager_pooling_in_the_interpreter():
 def test_the_kernels_are_used_only_for_plain_scoring():
     import torch
 
-    from mia.core import attention
+    from mia.core import attention, policy
 
     leaf = torch.ones(3, requires_grad=True)
-    assert not attention.plain_scoring(leaf)  # training: autograd needs the eager forms
+    assert not policy.plain_ops(leaf)  # training: autograd needs the eager forms
     with torch.no_grad():
-        assert attention.plain_scoring(leaf)
+        assert policy.plain_ops(leaf)
         traced = []
-        torch.jit.trace(lambda x: traced.append(attention.plain_scoring(x)) or x, torch.ones(2), check_trace=False)
+        torch.jit.trace(lambda x: traced.append(policy.plain_ops(x)) or x, torch.ones(2), check_trace=False)
         assert traced == [False]  # TorchScript / ONNX export traces the eager forms
     assert not attention.fused_scoring(torch.ones(2))  # a CPU tensor

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from mia.core.device import prepare_images
+from mia.core.policy import prepare_images
 from mia.core.data import ImageReader, PairDataset, build_text_table, person_labels
 from mia.core.model import ModelSpec, create_model
 from mia.core.records import load_dataset
