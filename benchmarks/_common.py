@@ -108,3 +108,24 @@ def report(name: str, device, headers: list[str], rows: list[list], extra: dict,
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2))
     print(f"wrote {path}")
+
+
+def random_export(directory: Path, **spec) -> Path:
+    """A freshly initialised global+part+fine model (ResNet-18 trunk at 64x32, which the
+    scoring benchmarks never run) exported to ONNX in ``directory``: scoring costs the same
+    whatever the weights.  ``spec`` overrides ModelSpec fields (embed_dim, num_parts)."""
+    import torch
+
+    from mia.core.model import ModelSpec, create_model
+    from mia.core.tokenizer import Vocabulary
+    from mia.export.exporting import export_model
+
+    spec = ModelSpec(**{"image_encoder": "resnet18", "alignments": ["global", "part", "fine"], "image_size": (64, 32),
+                        "vocab_size": 50, "num_classes": 2, "chunker": "rules", **spec})
+    model = create_model(spec)
+    vocab = Vocabulary(["<pad>", "<unk>", *(f"w{i}" for i in range(48))])
+    checkpoint = directory / "random.pt"
+    torch.save({"format": "mia-checkpoint/1", "spec": spec.to_dict(), "config": {"data": "random"},
+                "tokenizer": vocab.to_dict(), "model": model.state_dict(), "active": spec.alignments}, checkpoint)
+    export_model(checkpoint, directory / "export", "onnx", exporter="torchscript", device="cpu", log=lambda m: None)
+    return directory / "export"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from _common import profile_top, report, result_path, time_it
+from _common import profile_top, random_export, report, result_path, time_it
 from mia.core.policy import autocast, make_policy, resolve_device
 from mia.core.evaluate import score_chunks
 from mia.core.features import ImageFeatures, TextFeatures
@@ -36,6 +36,8 @@ def parse_args():
     parser.add_argument("--quick", action="store_true", help="1,000 x 500, one repeat")
     parser.add_argument("--compile", action="store_true", help="score through torch.compile'd similarities")
     parser.add_argument("--profile", action="store_true", help="also print (and save) the top ops of scoring all")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                        help="onnx: also score all alignments through an exported model in ONNX Runtime")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -56,6 +58,23 @@ def features(queries: int, gallery: int, device, dim=512, parts=6, slots=10):
 def scorer(device):
     model = create_model(ModelSpec(image_encoder="resnet18", alignments=ALIGNMENTS, vocab_size=10, num_classes=2))
     return model.to(device).eval()
+
+
+def onnx_seconds(args, text: TextFeatures, image: ImageFeatures, device) -> float:
+    """All alignments scored by ONNX Runtime through an export of a model of the same shapes:
+    the gallery graph once, then the scorer per chunk of queries (what ``mia eval --backend
+    onnx`` and ``mia search`` do)."""
+    import tempfile
+
+    from mia.export.runtime import EncodedImages, Retriever
+
+    with tempfile.TemporaryDirectory(prefix="bench-score-") as work:
+        retriever = Retriever(random_export(Path(work), embed_dim=text.global_.shape[1],
+                                            num_parts=image.parts.shape[1]), device=device.type)
+        texts = {"text_global": text.global_.cpu().numpy(), "text_phrases": text.phrases.cpu().numpy(),
+                 "phrase_mask": text.phrase_mask.cpu().numpy()}
+        gallery = EncodedImages({"image_global": image.global_.cpu().numpy(), "image_parts": image.parts.cpu().numpy()})
+        return time_it(lambda: retriever.score(texts, gallery, args.chunk), torch.device("cpu"), 1, args.repeats)
 
 
 def peak_rss_child(args, chunk: int) -> float:
@@ -110,6 +129,10 @@ def main():
             seconds[label] = time_it(lambda: score_chunks(model, text, image, args.chunk, None), device, 1,
                                      args.repeats)
         rows.append([label, args.chunk, seconds[label], float("nan")])
+    if args.backend == "onnx":
+        label = "+".join(ALIGNMENTS) + " through ONNX Runtime (gallery prepared once)"
+        seconds[label] = onnx_seconds(args, text, image, device)
+        rows.append([label, args.chunk, seconds[label], float("nan")])
     phrase_rows = text.phrases.reshape(-1, text.phrases.shape[-1])
     stripe_columns = image.parts.reshape(-1, image.parts.shape[-1]).T.contiguous()
 
@@ -121,6 +144,8 @@ def main():
     rows.append([f"bound: [{phrase_rows.shape[0]}x{phrase_rows.shape[1]}] x [{stripe_columns.shape[0]}x{stripe_columns.shape[1]}]",
                  "-", seconds["bound"], float("nan")])
     extra = {"ratio (all alignments / bound)": round(seconds["+".join(ALIGNMENTS)] / seconds["bound"], 2),
+             **({"ratio (ONNX Runtime / PyTorch, all alignments)": round(seconds[label] / seconds["+".join(ALIGNMENTS)], 2)}
+                if args.backend == "onnx" else {}),
              "split": f"{args.queries} queries x {args.gallery} images",
              "similarities": "torch.compile (dynamic shapes)" if args.compile else "eager"}
     if device.type == "cpu":

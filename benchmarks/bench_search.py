@@ -26,28 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import report
+from _common import random_export, report
 
 
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def random_export(directory: Path, embed_dim: int, parts: int) -> Path:
-    """A random global+part+fine model (ResNet-18 trunk, never run here) exported to ONNX."""
-    from mia.core.model import ModelSpec, create_model
-    from mia.core.tokenizer import Vocabulary
-    from mia.export.exporting import export_model
-
-    spec = ModelSpec(image_encoder="resnet18", alignments=["global", "part", "fine"], embed_dim=embed_dim,
-                     num_parts=parts, image_size=(64, 32), vocab_size=50, num_classes=2, chunker="rules")
-    model = create_model(spec)
-    vocab = Vocabulary(["<pad>", "<unk>", *(f"w{i}" for i in range(48))])
-    checkpoint = directory / "random.pt"
-    torch.save({"format": "mia-checkpoint/1", "spec": spec.to_dict(), "config": {"data": "random"},
-                "tokenizer": vocab.to_dict(), "model": model.state_dict(), "active": spec.alignments}, checkpoint)
-    export_model(checkpoint, directory / "export", "onnx", exporter="torchscript", device="cpu", log=lambda m: None)
-    return directory / "export"
 
 
 def random_index(directory: Path, retriever, entries: int, embed_dim: int, parts: int, kind: str) -> float:
@@ -81,20 +64,25 @@ def queries(retriever, count: int) -> list[dict[str, np.ndarray]]:
 def exhaustive_seconds(retriever, index, text: dict, chunk: int = 100_000) -> float:
     """One query scored against every entry (gallery in chunks: float32 stripes of a million
     entries would need 12 GB at once)."""
+    from mia.export.runtime import EncodedImages
+
     started = time.perf_counter()
     scores = []
     for start in range(0, len(index), chunk):
         rows = np.arange(start, min(len(index), start + chunk))
-        feeds = {**text, **{name: np.asarray(array[rows], np.float32) for name, array in index.arrays.items()}}
-        scores.append(retriever.run("scorer", feeds)["similarity"][0])
+        gallery = EncodedImages({name: np.asarray(array[rows], np.float32) for name, array in index.arrays.items()})
+        scores.append(retriever.score(text, gallery)[0])
     np.argsort(-np.concatenate(scores))[:10]
     return time.perf_counter() - started
 
 
 def two_stage_seconds(retriever, index, text: dict, rerank: int) -> float:
+    """What ``SearchIndex.search`` does after encoding the query: FAISS, then the fused score."""
+    from mia.export.runtime import EncodedImages
+
     started = time.perf_counter()
     rows = index.candidates(text["text_global"][0], rerank)
-    scores = retriever.run("scorer", {**text, **index.features(rows)})["similarity"][0]
+    scores = retriever.score(text, EncodedImages(index.features(rows)))[0]
     np.argsort(-scores)[:10]
     return time.perf_counter() - started
 
@@ -105,7 +93,7 @@ def speed(args) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-search-", dir=args.work))
     try:
-        retriever = Retriever(random_export(work, args.embed_dim, args.parts), device="cpu")
+        retriever = Retriever(random_export(work, embed_dim=args.embed_dim, num_parts=args.parts), device="cpu")
         index_dir = work / "index"
         index_dir.mkdir()
         build = random_index(index_dir, retriever, args.entries, args.embed_dim, args.parts, args.index_type)

@@ -32,16 +32,17 @@ def _quiet():
 
 
 def _dynamic_shapes(graph: torch.nn.Module, graph_io: GraphIO):
-    """torch.export's form of the dynamic axes: one shared ``Dim`` per symbolic name."""
+    """torch.export's form of the dynamic axes: one shared ``Dim`` per symbolic name, and
+    ``NAME_xK`` as K times ``NAME`` (a prepared gallery lays K stripes per image out as columns)."""
     dims: dict[str, torch.export.Dim] = {}
-    specs = []
-    for name in graph_io.inputs:
-        spec = {}
-        for axis, symbol in graph_io.dynamic[name].items():
-            if symbol not in dims:
-                dims[symbol] = torch.export.Dim(symbol)
-            spec[axis] = dims[symbol]
-        specs.append(spec)
+
+    def dim(symbol: str):
+        if symbol not in dims:
+            base, _, factor = symbol.rpartition("_x")
+            dims[symbol] = dim(base) * int(factor) if base and factor.isdigit() else torch.export.Dim(symbol)
+        return dims[symbol]
+
+    specs = [{axis: dim(symbol) for axis, symbol in graph_io.dynamic[name].items()} for name in graph_io.inputs]
     takes_varargs = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in inspect.signature(graph.forward).parameters.values())
     return (tuple(specs),) if takes_varargs else tuple(specs)
 

@@ -41,7 +41,7 @@ from mia.core.preprocess import load_rgb, normalize_array, to_uint8_chw
 from mia.core.progress import Progress
 from mia.export.gallery import describe_skipped, list_gallery
 from mia.export.manifest import sha256_of
-from mia.export.runtime import Retriever
+from mia.export.runtime import EncodedImages, Retriever
 
 FORMAT = "mia-index/1"
 META, PATHS, FAISS_FILE = "index.json", "paths.json", "faiss.index"
@@ -134,7 +134,7 @@ class SearchIndex:
         score over those only; the ``top_k`` best (path, score), best first."""
         text = retriever.encode_texts([query])
         rows = self.candidates(text["text_global"][0], max(rerank, top_k))
-        scores = retriever.run("scorer", {**text, **self.features(rows)})["similarity"][0]
+        scores = retriever.score(text, EncodedImages(self.features(rows)))[0]
         order = np.argsort(-scores, kind="stable")[:top_k]
         return [(self.paths[rows[i]], float(scores[i])) for i in order]
 
@@ -409,7 +409,6 @@ def two_stage_quality(retriever: Retriever, index: SearchIndex, captions: list[s
     ``rerank`` N, the share of queries whose top ``top_k`` is the same list, and R1/mAP of
     both rankings (two-stage: the N re-scored first, the rest by global cosine)."""
     from mia.core.metrics import retrieval_metrics, top_k as best_of
-    from mia.export.runtime import EncodedImages
 
     texts = retriever.encode_texts(captions)
     gallery = EncodedImages({name: np.asarray(array, dtype=np.float32) for name, array in index.arrays.items()})

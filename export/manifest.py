@@ -21,7 +21,7 @@ FORMAT = "mia-export/2"
 #: earlier formats still read: 1 = before tokenizers were declared (always mia's word vocabulary)
 READABLE_FORMATS = ("mia-export/1", FORMAT)
 TOKENIZERS = ("words", "hf")
-GRAPHS = ("image_encoder", "text_encoder", "scorer")
+GRAPHS = ("image_encoder", "text_encoder", "scorer")  # every format; format 2 adds "gallery"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -73,6 +73,10 @@ TOKENIZER_SCHEMA = {
                                   "a list of distinct words starting <pad>, <unk>")},
     "hf": {"text.tokenizer_file": (lambda v: isinstance(v, str) and v != "", "a file name")},
 }
+#: format 2's graph of the prepared gallery
+GALLERY_SCHEMA = {f"graphs.gallery.{field}": check for field, check in (
+    ("file", (lambda v: isinstance(v, str) and v != "", "a file name")),
+    ("inputs", (_names_list, "a list of {name, ...}")), ("outputs", (_names_list, "a list of {name, ...}")))}
 _MISSING = object()
 
 
@@ -99,7 +103,8 @@ def validate_manifest(manifest, path: Path) -> None:
         raise MiaError(f"{path}: not a mia export manifest (expected format {FORMAT})")
     if manifest["format"] == "mia-export/1" and isinstance(manifest.get("text"), dict):
         manifest["text"].update(tokenizer="words", phrase_encoding="sequences")
-    schema = {**SCHEMA, **TOKENIZER_SCHEMA.get(_lookup(manifest, "text.tokenizer"), {})}
+    schema = {**SCHEMA, **TOKENIZER_SCHEMA.get(_lookup(manifest, "text.tokenizer"), {}),
+              **(GALLERY_SCHEMA if manifest["format"] != "mia-export/1" else {})}
     for dotted, (check, expected) in schema.items():
         value = _lookup(manifest, dotted)
         if value is _MISSING:
@@ -109,7 +114,8 @@ def validate_manifest(manifest, path: Path) -> None:
     for name in manifest["files"]:
         if not _inside(path.parent, name):
             raise MiaError(f"{path}: listed file '{name}' is outside the model directory")
-    needed = {f"graph '{graph}'": manifest["graphs"][graph]["file"] for graph in GRAPHS}
+    graphs = GRAPHS if manifest["format"] == "mia-export/1" else (*GRAPHS, "gallery")
+    needed = {f"graph '{graph}'": manifest["graphs"][graph]["file"] for graph in graphs}
     if manifest["text"]["tokenizer"] == "hf":
         needed["the tokenizer"] = manifest["text"]["tokenizer_file"]
     for reader, file in needed.items():

@@ -134,8 +134,15 @@ class Retriever:
 
     @property
     def gallery_features(self) -> set[str]:
-        """The image encoder's outputs that the scorer reads (what a gallery keeps)."""
-        return set(self.outputs["image_encoder"]) & set(self.inputs["scorer"])
+        """The image encoder's outputs that the gallery graph reads (what a gallery keeps; an
+        export of format 1 has no gallery graph and its scorer reads them)."""
+        return set(self.outputs["image_encoder"]) & set(self.inputs.get("gallery", self.inputs["scorer"]))
+
+    def prepare(self, images: "EncodedImages") -> dict[str, np.ndarray]:
+        """What scoring reads of a gallery, computed once for all query chunks."""
+        if "gallery" not in self.sessions:
+            return images.arrays
+        return self.run("gallery", images.arrays)
 
     def encode_image_arrays(self, images: np.ndarray) -> EncodedImages:
         outputs = self.run("image_encoder", {"images": images.astype(np.float32)})
@@ -173,11 +180,13 @@ class Retriever:
 
     # -- ranking ------------------------------------------------------------------------
     def score(self, texts: dict[str, np.ndarray], images: EncodedImages, chunk: int | None = None) -> np.ndarray:
-        """Fused ``[Q, G]`` similarity, ``chunk`` queries at a time (default 256)."""
+        """Fused ``[Q, G]`` similarity, ``chunk`` queries at a time (default 256), against a
+        gallery prepared once."""
         chunk = chunk or 256
+        prepared = self.prepare(images)
         rows = []
         for start in range(0, len(texts["text_global"]), chunk):
-            feeds = {**images.arrays, **{name: value[start:start + chunk] for name, value in texts.items()}}
+            feeds = {**prepared, **{name: value[start:start + chunk] for name, value in texts.items()}}
             rows.append(self.run("scorer", feeds)["similarity"])
         return np.concatenate(rows)
 

@@ -44,11 +44,15 @@ def test_every_combination_exports_verifies_and_passes_the_recall_check(trained_
     out = tmp_path / "model"
     manifest = export_model(checkpoint, out, "onnx", exporter="torchscript", check_data=str(tiny_synth),
                             device="cpu", log=lambda m: None)
-    assert sorted(manifest["files"]) == ["image_encoder.onnx", "scorer.onnx", "text_encoder.onnx"]
+    assert sorted(manifest["files"]) == ["gallery.onnx", "image_encoder.onnx", "scorer.onnx", "text_encoder.onnx"]
     assert manifest["alignments"] == combination
     uses_phrases = combination != ["global"]
     scorer_inputs = [i["name"] for i in manifest["graphs"]["scorer"]["inputs"]]
-    assert ("text_phrases" in scorer_inputs) == uses_phrases and ("image_parts" in scorer_inputs) == uses_phrases
+    gallery_inputs = [i["name"] for i in manifest["graphs"]["gallery"]["inputs"]]
+    assert ("text_phrases" in scorer_inputs) == uses_phrases and ("image_parts" in gallery_inputs) == uses_phrases
+    prepared = [o["name"] for o in manifest["graphs"]["gallery"]["outputs"]]
+    assert prepared == [i for i in scorer_inputs if i not in ("text_global", "text_phrases", "phrase_mask")]
+    assert all(name.split("_")[0] in combination for name in prepared)
     assert manifest["text"]["chunker"] == ("rules" if uses_phrases else None)
     tokens = manifest["graphs"]["text_encoder"]["inputs"][0]
     assert tokens["name"] == "tokens" and isinstance(tokens["shape"][0], str) and isinstance(tokens["shape"][1], str)
@@ -98,17 +102,18 @@ def test_torchscript_export_loads_without_mia(trained_all, tiny_synth, tmp_path)
                  "--device", "cpu")
     assert result.exit_code == 0, result.output
     manifest = read_manifest(out)
-    assert sorted(manifest["files"]) == ["image_encoder.pt", "scorer.pt", "text_encoder.pt"]
+    assert sorted(manifest["files"]) == ["gallery.pt", "image_encoder.pt", "scorer.pt", "text_encoder.pt"]
     script = textwrap.dedent(f"""
         import sys
         sys.modules["mia"] = None  # importing mia now fails: the files must not need it
         import torch
         image = torch.jit.load({str(out / 'image_encoder.pt')!r})
         text = torch.jit.load({str(out / 'text_encoder.pt')!r})
+        gallery = torch.jit.load({str(out / 'gallery.pt')!r})
         scorer = torch.jit.load({str(out / 'scorer.pt')!r})
         g, p = image(torch.randn(3, 3, 64, 32))
         tg, tp, mask = text(torch.tensor([[2, 3, 4, 0]]), torch.tensor([[[2, 3], [4, 0]]]))
-        print(tuple(scorer(tg, tp, mask, g, p).shape))
+        print(tuple(scorer(tg, tp, mask, *gallery(g, p)).shape))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -166,7 +171,7 @@ def test_readme_plain_onnxruntime_client(trained_all, tiny_synth, tmp_path):
                  log=lambda m: None)
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     source = re.search(r"```python\n(# plain_onnxruntime_search\.py\n.*?)```", readme, re.S).group(1)
-    assert len(source.strip().splitlines()) <= 15
+    assert len(source.strip().splitlines()) <= 16
     gallery = [str(p) for p in sorted((tiny_synth / "imgs").rglob("*.jpg"))[:6]]
     query = "a woman in a red jacket and blue jeans"
     source = re.sub(r"^model_dir, gallery, query = .*$", f"model_dir, gallery, query = {str(out)!r}, {gallery!r}, {query!r}",
