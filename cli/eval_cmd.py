@@ -31,8 +31,9 @@ from mia.core.records import SPLITS, load_dataset
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
 @click.option("--html", "html_path", help="write a results page: each query with its top-10 images")
 @click.option("--failures-only", is_flag=True, help="with --html: only queries whose top-1 is wrong")
+@click.option("--html-queries", type=COUNT, default=500, show_default=True, help="with --html: queries shown at most")
 def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_chunk, workers, weights, as_json,
-                 html_path, failures_only):
+                 html_path, failures_only, html_queries):
     """Evaluate with the standard protocol (every caption queries every image)."""
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     if html_path:
@@ -72,7 +73,7 @@ def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_
         ranking, scores = top_k(similarity, 10)
         shown = evaluation_page(html_path, f"{'+'.join(alignments)} on {split} ({source})", metrics,
                                 [c for r in records for c in r.captions], query_pids, [str(r.image) for r in records],
-                                gallery_pids, ranking, scores, failures_only)
+                                gallery_pids, ranking, scores, failures_only, html_queries)
         log(f"wrote {html_path} ({shown} queries)")
     if as_json:
         click.echo(json.dumps({"source": source, "backend": backend, "split": split, "alignments": alignments,

@@ -27,7 +27,7 @@ TRAIN_OPTIONS = [
     (("--text-encoder",), "text_encoder", dict(help="registered text encoder")),
     (("--image-weights",), "image_weights", dict(help="start the image trunk from pretrained weights: imagenet, a torchvision name such as IMAGENET1K_V2, or a local state dict")),
     (("--text-weights",), "text_weights", dict(help="start the text tower from a pretrained model: a Hugging Face model directory or id (--text-encoder transformer)")),
-    (("--text-lr-mult",), "text_lr_mult", dict(type=NON_NEGATIVE, help="learning-rate multiplier of a pretrained text tower (default 0.1)")),
+    (("--text-lr-mult",), "text_lr_mult", dict(type=NON_NEGATIVE, help="learning-rate multiplier of a pretrained text tower (default 0.1; 0 freezes it)")),
     (("--phrase-encoding",), "phrase_encoding", dict(type=click.Choice(PHRASE_ENCODINGS), help="noun phrases as their own short texts (sequences) or pooled from the caption's outputs (spans); default: the text encoder's")),
     (("--image-size",), "image_size", dict(callback=parse_image_size, help="HEIGHTxWIDTH (default: the image encoder's, 384x128 for the built-ins)")),
     (("--num-parts",), "num_parts", dict(type=COUNT, help="horizontal image stripes K (default 6)")),

@@ -76,8 +76,13 @@ def _optimizer(model: MiaModel, config: TrainConfig) -> torch.optim.Optimizer:
     Each group keeps its multiplier in ``lr_mult`` for the schedule.  Fused (a few kernels
     for all parameters) on CUDA, where a training step is bound by kernel launches."""
     pretrained = {id(p) for p in getattr(model.text_encoder, "pretrained_parameters", lambda: [])()}
+    if config.text_lr_mult == 0:  # frozen: no gradients computed for the tower at all
+        for parameter in model.parameters():
+            if id(parameter) in pretrained:
+                parameter.requires_grad_(False)
+        pretrained = set()
     groups = []
-    for mult, members in ((1.0, [p for p in model.parameters() if id(p) not in pretrained]),
+    for mult, members in ((1.0, [p for p in model.parameters() if id(p) not in pretrained and p.requires_grad]),
                           (config.text_lr_mult, [p for p in model.parameters() if id(p) in pretrained])):
         for decays in (True, False):
             params = [p for p in members if (p.ndim >= 2) == decays]

@@ -40,7 +40,7 @@ CHECKED_METRICS = ("R1", "R5", "R10", "mAP")
 
 def export_model(checkpoint: str | Path, out: str | Path, backend: str = "onnx", opset: int = 18,
                  exporter: str = "dynamo", check_data: str | None = None, force: bool = False,
-                 device: str = "auto", log=print) -> dict:
+                 device: str = "auto", log=print, check_split: str | None = None) -> dict:
     """Export ``checkpoint`` to ``out``; returns the manifest (with its verification)."""
     out = Path(out)
     check_export_dir(out, force, inputs=[checkpoint, check_data])
@@ -68,7 +68,8 @@ def export_model(checkpoint: str | Path, out: str | Path, backend: str = "onnx",
         atomic.write_text(tmp / MANIFEST, json.dumps(manifest, indent=2))
         manifest["verification"] = {"tolerance": TOLERANCE, "max_abs_diff": verify_outputs(tmp, model, graphs, log)}
         if check_data:
-            manifest["verification"]["recall_check"] = recall_check(checkpoint, tmp, check_data, device, log)
+            manifest["verification"]["recall_check"] = recall_check(checkpoint, tmp, check_data, device, log,
+                                                                    check_split)
         atomic.write_text(tmp / MANIFEST, json.dumps(manifest, indent=2))
     return manifest
 
@@ -140,10 +141,11 @@ def verify_outputs(model_dir: Path, model, graphs, log=print) -> dict[str, float
     return worst
 
 
-def recall_check(checkpoint, model_dir: Path, data_spec: str, device: str, log=print) -> dict:
-    """The full evaluation with PyTorch and with the exported files; they must agree."""
+def recall_check(checkpoint, model_dir: Path, data_spec: str, device: str, log=print, split: str | None = None) -> dict:
+    """The full evaluation with PyTorch and with the exported files on ``split`` (default:
+    test, else the data set's evaluation split); they must agree."""
     dataset = load_dataset(data_spec)
-    split = "test" if dataset.has_split("test") else dataset.eval_split()
+    split = split or ("test" if dataset.has_split("test") else dataset.eval_split())
     reference = evaluate_checkpoint(checkpoint, data_spec, split, device, show_progress=False).metrics
     exported, _ = evaluate_retriever(Retriever(model_dir, device=device), dataset.split(split), show_progress=False)
     gaps = {m: abs(exported[m] - reference[m]) for m in CHECKED_METRICS}

@@ -87,11 +87,13 @@ def _metrics_table(metrics: dict) -> str:
 
 def evaluation_page(out_path: str | Path, title: str, metrics: dict, queries: Sequence[str], query_pids: Sequence[int],
                     gallery_paths: Sequence[str], gallery_pids: Sequence[int], ranking: np.ndarray, scores: np.ndarray,
-                    failures_only: bool = False) -> int:
+                    failures_only: bool = False, limit: int | None = None) -> int:
     """Metrics, then each query's top-ranked images marked right (same person) or wrong.
 
     ``ranking``/``scores`` are ``[Q, k]`` gallery indices and their scores, best first;
-    ``failures_only`` keeps the queries whose top-1 is wrong.  Returns how many are shown.
+    ``failures_only`` keeps the queries whose top-1 is wrong, ``limit`` the first that many
+    of those shown (a page of ten thousand queries is a page nobody reads).  Returns how
+    many are shown.
     """
     base = Path(os.path.abspath(out_path)).parent
     urls = [_relative_url(p, base) for p in gallery_paths]
@@ -100,12 +102,14 @@ def evaluation_page(out_path: str | Path, title: str, metrics: dict, queries: Se
         hits = [gallery_pids[g] == pid for g in ranking[q]]
         if failures_only and hits[0]:
             continue
+        if limit is not None and len(sections) == limit:
+            break
         tiles = "".join(_tile(urls[g], rank, float(s), str(gallery_paths[g]), hit)
                         for rank, (g, s, hit) in enumerate(zip(ranking[q], scores[q], hits), start=1))
         sections.append(f'<section class="query"><p class="caption">#{q} &middot; person {escape(str(pid))}: '
                         f'{escape(caption)}</p><div class="row">{tiles}</div></section>')
     shown = "failures (top-1 wrong)" if failures_only else "queries"
     body = (f"<h1>{escape(displayable(title))}</h1>{_metrics_table(metrics)}"
-            f'<p class="meta">{len(sections)} of {len(queries)} {shown}</p>{"".join(sections)}')
+            f'<p class="meta">the first {len(sections)} {shown} of {len(queries)} queries</p>{"".join(sections)}')
     atomic.write_text(out_path, _page(title, body))
     return len(sections)
