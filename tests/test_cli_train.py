@@ -131,6 +131,8 @@ def test_eval_writes_a_results_page(trained, tmp_path):
     metrics = json.loads(run("eval", "--checkpoint", out / "best.pt", "--workers", 0, "--json").output.strip().splitlines()[-1])
     shown = failures.read_text().count('class="query"')
     assert shown == round(queries * (1 - metrics["R1"] / 100))
+    run("eval", "--checkpoint", out / "best.pt", "--workers", 0, "--html", page, "--html-queries", 5)
+    assert page.read_text().count('class="query"') == 5 and "the first 5 queries of 36 queries" in page.read_text()
 
 
 def test_checkpoint_from_an_incompatible_model_is_a_clear_error(trained, tmp_path):

@@ -27,8 +27,18 @@ def examples() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def workspace(tiny_model, tiny_synth, tmp_path_factory) -> Path:
+    """``exported/``: the tiny model scoring with its global alignment only (what the plain
+    ONNX Runtime client of docs/deploy.md reads), and crops beside it."""
+    import torch
+
+    from mia.export.exporting import export_model
+
     folder = tmp_path_factory.mktemp("docs")
-    shutil.copytree(tiny_model[1], folder / "exported", ignore=shutil.ignore_patterns("gallery-cache"))
+    payload = torch.load(tiny_model[0] / "best.pt", weights_only=True)
+    payload["active"] = ["global"]
+    torch.save(payload, folder / "global.pt")
+    export_model(folder / "global.pt", folder / "exported", "onnx", exporter="torchscript", device="cpu",
+                 log=lambda m: None)
     crops = sorted((tiny_synth / "imgs" / "test").glob("*.jpg"))
     (folder / "crops").mkdir()
     for n, crop in enumerate(crops[:6], start=1):
@@ -55,3 +65,8 @@ def test_cli_reference_is_current():
     finally:
         sys.path.pop(0)
     assert (ROOT / "docs" / "cli.md").read_text() == reference(), "run: python docs/make_cli_reference.py"
+
+
+def test_no_placeholder_is_left():
+    for page in [ROOT / "README.md", *DOCS]:
+        assert "{{" not in page.read_text(), page.name

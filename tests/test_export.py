@@ -65,9 +65,9 @@ def test_every_combination_exports_verifies_and_passes_the_recall_check(trained_
 def test_dynamo_exporter_and_cli(trained_all, tiny_synth, tmp_path):
     out = tmp_path / "dynamo"
     result = run("export", "onnx", "--checkpoint", trained_all, "--out", out, "--check-data", tiny_synth,
-                 "--device", "cpu")
+                 "--check-split", "val", "--device", "cpu")
     assert result.exit_code == 0, result.output
-    assert "recall check passed on test" in result.output
+    assert "recall check passed on val" in result.output
     manifest = read_manifest(out)
     assert manifest["exporter"] == "dynamo" and manifest["opset"] == 18
     # the exported model evaluates through `mia eval --backend onnx` to the same numbers
@@ -160,8 +160,8 @@ def test_runtime_errors_are_one_line(trained_all, tmp_path):
     assert result.exit_code == 1 and result.output.strip().splitlines() == [f"Error: checkpoint {tmp_path / 'nope.pt'}: file not found"]
 
 
-def test_readme_plain_onnxruntime_client(trained_all, tiny_synth, tmp_path):
-    """The README's client (onnxruntime + numpy + Pillow, no mia) ranks like the Retriever."""
+def test_plain_onnxruntime_client_of_the_docs(trained_all, tiny_synth, tmp_path):
+    """docs/deploy.md's client (onnxruntime + numpy + Pillow, no mia) ranks like the Retriever."""
     import re
 
     from mia.export.runtime import Retriever
@@ -169,8 +169,8 @@ def test_readme_plain_onnxruntime_client(trained_all, tiny_synth, tmp_path):
     out = tmp_path / "global-model"
     export_model(checkpoint_for(trained_all, ["global"], tmp_path), out, "onnx", exporter="torchscript",
                  log=lambda m: None)
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    source = re.search(r"```python\n(# plain_onnxruntime_search\.py\n.*?)```", readme, re.S).group(1)
+    page = (Path(__file__).parents[1] / "docs" / "deploy.md").read_text()
+    source = re.search(r"```python\n(# plain_onnxruntime_search\.py\n.*?)```", page, re.S).group(1)
     assert len(source.strip().splitlines()) <= 16
     gallery = [str(p) for p in sorted((tiny_synth / "imgs").rglob("*.jpg"))[:6]]
     query = "a woman in a red jacket and blue jeans"

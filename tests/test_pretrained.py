@@ -195,6 +195,21 @@ def test_transformer_trains_fine_tunes_slowly_and_rebuilds_from_its_checkpoint(t
     assert len(tokenizer) == model.text_encoder.backbone.config.vocab_size + 1
 
 
+def test_text_lr_mult_zero_freezes_the_tower(tiny_bert, tiny_synth, tmp_path):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "frozen"
+    trained = run("train", "--data", tiny_synth, "--out", out, "--epochs", 1, *TINY, "--text-encoder", "transformer",
+                  "--text-weights", tiny_bert, "--text-lr-mult", 0)
+    assert trained.exit_code == 0, trained.output
+    start = load_file(tiny_bert / "model.safetensors")
+    payload = torch.load(out / "last.pt", weights_only=True)
+    tower = {k.removeprefix("text_encoder.backbone."): v for k, v in payload["model"].items()
+             if k.startswith("text_encoder.backbone.")}
+    assert tower and all(torch.equal(tower[k], start[k]) for k in tower if k in start)
+    assert {group["lr_mult"] for group in payload["optimizer"]["param_groups"]} == {1.0}  # the tower is not optimised
+
+
 def test_transformer_export_is_verified_and_carries_its_tokenizer(transformer_export):
     manifest = read_manifest(transformer_export / "export")
     text = manifest["text"]
