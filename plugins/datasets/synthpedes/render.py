@@ -527,8 +527,9 @@ def _car(draw: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, ground_y
     x0, x1 = rng.uniform(-0.8, 0.3) * w, rng.uniform(0.7, 1.8) * w
     bottom = ground_y + rng.uniform(-0.02, 0.04) * h
     draw.rounded_rectangle((x0, bottom - height, x1, bottom), radius=height * 0.25, fill=colour)
-    window = (x0 + height * 0.3, bottom - height * 0.9, x1 - height * 0.3, bottom - height * 0.6)
-    draw.rectangle(window, fill=shade(colour, 0.5))
+    left, right = x0 + height * 0.3, x1 - height * 0.3
+    if right > left:  # a short car seen in a tall crop has no room for a window
+        draw.rectangle((left, bottom - height * 0.9, right, bottom - height * 0.6), fill=shade(colour, 0.5))
     wheel = height * 0.22
     for x in (x0 + height * 0.6, x1 - height * 0.6):
         draw.ellipse((x - wheel, bottom - wheel, x + wheel, bottom + wheel), fill=(25, 25, 25))
