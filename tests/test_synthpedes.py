@@ -493,3 +493,14 @@ def test_twins_file_lists_every_hard_negative_and_loads_with_the_data(small_set)
     assert {(t["a"], t["b"]) for t in twins} == derived and derived
     for spec in (str(small_set), f"synthpedes-unseen:{small_set}"):
         assert sorted(load_dataset(spec).twins) == sorted(derived)
+
+
+def test_cars_fit_any_crop():
+    """A parked car in a tall, narrow crop can be too short for its window (it was a crash)."""
+    from PIL import Image, ImageDraw
+
+    from mia.plugins.datasets.synthpedes.render import _car
+
+    image = Image.new("RGB", (12, 120))
+    for seed in range(200):
+        _car(ImageDraw.Draw(image), random.Random(seed), 12, 120, 100.0)
