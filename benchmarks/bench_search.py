@@ -16,7 +16,6 @@ scoring costs the same whatever the weights.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import shutil
 import sys

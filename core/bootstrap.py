@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from mia.core import atomic
-from mia.core.metrics import per_query_stats
+from mia.core.metrics import chunked_query_stats
 
 REPLICATES = 2000
 LEVEL = 0.95
@@ -83,15 +83,10 @@ def query_outcomes(similarity, query_pids, gallery_pids, twins: Sequence[tuple[i
                    chunk: int = 512) -> QueryOutcomes:
     """The per-query form of :func:`mia.core.metrics.retrieval_metrics` (same numbers on average)."""
     similarity, query_pids, gallery_pids = np.asarray(similarity), np.asarray(query_pids), np.asarray(gallery_pids)
-    first, ap, inp = [], [], []
-    for start in range(0, len(query_pids), chunk):
-        stats = per_query_stats(similarity[start:start + chunk], query_pids[start:start + chunk], gallery_pids)
-        first.append(stats["first_hit"])
-        ap.append(stats["ap"])
-        inp.append(stats["inp"])
-    hit = np.concatenate(first)
+    stats = chunked_query_stats(similarity, query_pids, gallery_pids, chunk)
+    hit = stats["first_hit"]
     values = {f"R{k}": 100.0 * ((hit > 0) & (hit <= k)) for k in (1, 5, 10)}
-    values.update(mAP=100.0 * np.concatenate(ap), mINP=100.0 * np.concatenate(inp),
+    values.update(mAP=100.0 * stats["ap"], mINP=100.0 * stats["inp"],
                   twin=twin_outcomes(similarity, query_pids, gallery_pids, twins))
     return QueryOutcomes(query_pids.astype(np.int64), values)
 

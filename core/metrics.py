@@ -50,18 +50,20 @@ def retrieval_metrics(similarity, query_pids, gallery_pids, chunk: int = 512) ->
         )
     if len(query_pids) == 0 or len(gallery_pids) == 0:
         raise ValueError("retrieval_metrics needs at least one query and one gallery item")
-    first_hits, aps, inps = [], [], []
-    for start in range(0, len(query_pids), chunk):
-        stats = per_query_stats(similarity[start:start + chunk], query_pids[start:start + chunk], gallery_pids)
-        first_hits.append(stats["first_hit"])
-        aps.append(stats["ap"])
-        inps.append(stats["inp"])
-    first_hit = np.concatenate(first_hits)
-    found = first_hit > 0
-    result = {f"R{k}": float(100.0 * np.mean(found & (first_hit <= k))) for k in (1, 5, 10)}
-    result["mAP"] = float(100.0 * np.mean(np.concatenate(aps)))
-    result["mINP"] = float(100.0 * np.mean(np.concatenate(inps)))
+    stats = chunked_query_stats(similarity, query_pids, gallery_pids, chunk)
+    found = stats["first_hit"] > 0
+    result = {f"R{k}": float(100.0 * np.mean(found & (stats["first_hit"] <= k))) for k in (1, 5, 10)}
+    result["mAP"] = float(100.0 * np.mean(stats["ap"]))
+    result["mINP"] = float(100.0 * np.mean(stats["inp"]))
     return result
+
+
+def chunked_query_stats(similarity: np.ndarray, query_pids: np.ndarray, gallery_pids: np.ndarray,
+                        chunk: int = 512) -> dict[str, np.ndarray]:
+    """:func:`per_query_stats` of every query, ``chunk`` rows at a time (bounded memory)."""
+    parts = [per_query_stats(similarity[start:start + chunk], query_pids[start:start + chunk], gallery_pids)
+             for start in range(0, len(query_pids), chunk)]
+    return {key: np.concatenate([p[key] for p in parts]) for key in ("first_hit", "ap", "inp")}
 
 
 def top_k(similarity, k: int = 10, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:

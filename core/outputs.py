@@ -66,24 +66,24 @@ def _existing_dir(option: str, target: Path) -> bool:
     return bool(_entries(target))
 
 
-def check_run_dir(target: str | Path) -> None:
-    """``train --out``: new, empty, or a mia run directory (resumed or refused by the trainer)."""
+def _check_own_dir(target: str | Path, own: frozenset, kind: str) -> None:
+    """New, empty, or holding only the files mia writes for ``kind``."""
     target = Path(target)
     if _existing_dir("--out", target):
-        foreign = set(_entries(target)) - RUN_FILES
+        foreign = set(_entries(target)) - own
         if foreign:
-            raise MiaError(f"--out {target} holds files that are not a mia run ({_describe(foreign)}); "
+            raise MiaError(f"--out {target} holds files that are not a mia {kind} ({_describe(foreign)}); "
                            "choose a new or empty directory")
+
+
+def check_run_dir(target: str | Path) -> None:
+    """``train --out``: new, empty, or a mia run directory (resumed or refused by the trainer)."""
+    _check_own_dir(target, RUN_FILES, "run")
 
 
 def check_ablation_dir(target: str | Path) -> None:
     """``ablate --out``: new, empty, or an ablation this command may resume."""
-    target = Path(target)
-    if _existing_dir("--out", target):
-        foreign = set(_entries(target)) - ABLATION_FILES
-        if foreign:
-            raise MiaError(f"--out {target} holds files that are not a mia ablation ({_describe(foreign)}); "
-                           "choose a new or empty directory")
+    _check_own_dir(target, ABLATION_FILES, "ablation")
 
 
 def is_export(folder: Path) -> bool:

@@ -8,7 +8,6 @@ import re
 import pytest
 import torch
 
-from mia.core import hookimpl
 from mia.core.alignment import PreparedAlignment
 from mia.core.errors import MiaError
 from mia.core.features import ImageFeatures, TextFeatures

@@ -6,7 +6,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import write_image, write_pedes
+from conftest import write_pedes
 from mia.cli.main import cli
 from mia.core.data import ImageReader
 from mia.core.policy import prepare_images

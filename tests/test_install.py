@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import venv
 from importlib import metadata
 from pathlib import Path
 
-import pytest
 
 from mia.export.manifest import read_manifest
 

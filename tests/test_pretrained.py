@@ -5,7 +5,6 @@ time stands in for all-MiniLM-L6-v2) trained, exported, verified and served with
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,6 @@ import pytest
 import torch
 import torchvision
 
-from mia.core import hookimpl
 from mia.core.errors import MiaError
 from mia.core.plugins import get_plugin_manager
 from mia.core.preprocess import ImagePreprocessing, load_image_array
