@@ -70,3 +70,13 @@ def test_cli_reference_is_current():
 def test_no_placeholder_is_left():
     for page in [ROOT / "README.md", *DOCS]:
         assert "{{" not in page.read_text(), page.name
+
+
+def test_performance_page_is_generated_from_the_results():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from make_performance import performance_page
+    finally:
+        sys.path.pop(0)
+    assert (ROOT / "docs" / "performance.md").read_text() == performance_page(), \
+        "run: python benchmarks/make_performance.py"

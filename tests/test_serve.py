@@ -23,15 +23,19 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def app(tiny_model, tiny_synth, tmp_path_factory):
+def searcher(tiny_model, tiny_synth, tmp_path_factory) -> Searcher:
     _, export = tiny_model
     gallery = tmp_path_factory.mktemp("serve-gallery")
     for path in sorted((tiny_synth / "imgs" / "test").glob("*.jpg")):
         shutil.copy(path, gallery / path.name)
     (gallery / "odd <b>&name.jpg").write_bytes((gallery / "19_0.jpg").read_bytes())
-    searcher = Searcher(Retriever(export, device="cpu"), gallery=gallery, cache_dir=tmp_path_factory.mktemp("cache"),
-                        log=lambda m: None, show_progress=False)
-    return create_app(searcher, "tiny <script>alert(1)</script> model")
+    return Searcher(Retriever(export, device="cpu"), gallery=gallery, cache_dir=tmp_path_factory.mktemp("cache"),
+                    log=lambda m: None, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def app(searcher):
+    return create_app(searcher, "tiny test model (global+fine), 19 synthpedes test crops")
 
 
 def test_api_ranks_the_gallery(app):
@@ -86,8 +90,8 @@ def test_a_100_kb_query_is_refused_by_the_server(server):
     assert status.startswith(b"HTTP/1.1 4"), status
 
 
-def test_the_page_escapes_what_it_shows(app):
-    client = TestClient(app)
+def test_the_page_escapes_what_it_shows(searcher):
+    client = TestClient(create_app(searcher, "tiny <script>alert(1)</script> model"))
     page = client.get("/").text
     assert "<script>alert(1)</script>" not in page and "tiny &lt;script&gt;alert(1)&lt;/script&gt; model" in page
     assert "innerHTML" not in page  # results are built with textContent only
