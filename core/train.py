@@ -140,7 +140,7 @@ class Trainer:
         self.log(
             f"train: {len(train_records)} images, {len(pairs)} captions, {self.spec.num_classes} identities; "
             f"eval on {self.eval_split_name}: {len(self.eval_split.records)} images, {len(self.eval_split.table)} queries; "
-            f"{describe_tokenizer(self.tokenizer)}"
+            f"{describe_tokenizer(self.tokenizer)}; device {self.device}; {self.workers} data workers"
             + (f"; {self.context.world_size} processes (DDP)" if self.context.enabled else "")
         )
 
