@@ -73,10 +73,11 @@ class MiaGroup(click.Group):
         return self.commands.get(name)
 
     def format_commands(self, ctx, formatter):
-        """The listing from :data:`COMMANDS` (no import) and from the loaded commands."""
+        """Built-ins from :data:`COMMANDS` (no import, and the same listing whether or not a
+        command has been loaded), plugin commands from their own help."""
         width = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
-        rows = [(name, COMMANDS[name][1] if name in COMMANDS and name not in self.commands
-                 else self.commands[name].get_short_help_str(width)) for name in self.list_commands(ctx)]
+        rows = [(name, COMMANDS[name][1] if name in COMMANDS else self.commands[name].get_short_help_str(width))
+                for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

@@ -173,15 +173,14 @@ def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: st
     if weights:
         model.spec.weights = {**model.spec.weights, **resolve_weights(weights, model.active)}
     policy = make_policy(resolve_device(device), workers, chunk)
-    if log:
+    dataset = load_dataset(data_spec or config.data)
+    eval_split = prepare_split(dataset.split(split), tokenizer, model.text_settings(), model.chunker, dataset.twins)
+    if log:  # after the data's checks: bad input fails before anything is printed
         log(policy.describe())
+        for note in dataset.notes:
+            log(f"data: {note}")
     torch_device = policy.device
     model.to(torch_device)
-    dataset = load_dataset(data_spec or config.data)
-    for note in dataset.notes:
-        if log:
-            log(f"data: {note}")
-    eval_split = prepare_split(dataset.split(split), tokenizer, model.text_settings(), model.chunker, dataset.twins)
     scorings = {"fused": None}
     if components and len(model.active) > 1:
         scorings.update({name: [name] for name in model.active})

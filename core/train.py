@@ -204,8 +204,8 @@ class Trainer:
             return self._run()
 
     def _run(self) -> TrainResult:
+        self._prepare()  # bad input fails before anything is printed
         self.log(self.policy.describe())
-        self._prepare()
         start_epoch, history, best = 0, [], {"epoch": 0, "metrics": None}
         if self.checkpoint is not None:
             self._restore()

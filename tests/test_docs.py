@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
 
 ROOT = Path(__file__).parents[1]
 DOCS = sorted((ROOT / "docs").glob("*.md"))
@@ -65,6 +67,16 @@ def test_cli_reference_is_current():
     finally:
         sys.path.pop(0)
     assert (ROOT / "docs" / "cli.md").read_text() == reference(), "run: python docs/make_cli_reference.py"
+
+
+def test_the_command_listing_does_not_depend_on_what_is_loaded():
+    from mia.cli.main import cli
+
+    before = CliRunner().invoke(cli, ["--help"]).output
+    context = click.Context(cli)
+    for name in cli.list_commands(context):
+        cli.get_command(context, name)
+    assert CliRunner().invoke(cli, ["--help"]).output == before
 
 
 def test_no_placeholder_is_left():

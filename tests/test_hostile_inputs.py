@@ -559,8 +559,8 @@ def test_force_replaces_a_previous_export_and_its_cache_only(world, tmp_path):
     result = run("export", "onnx", "--checkpoint", world.checkpoint, "--out", out, "--force", "--exporter",
                  "torchscript", "--device", "cpu")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["image_encoder.onnx", "manifest.json", "scorer.onnx",
-                                                     "text_encoder.onnx"]
+    assert sorted(p.name for p in out.iterdir()) == ["gallery.onnx", "image_encoder.onnx", "manifest.json",
+                                                     "scorer.onnx", "text_encoder.onnx"]
 
 
 def test_an_unexpected_exception_is_one_line_with_a_saved_traceback(world, tmp_path, monkeypatch):

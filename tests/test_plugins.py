@@ -116,8 +116,8 @@ def test_list_all_kinds():
         assert heading in result.output
 
 
-def test_readme_plugin_example_works(tmp_path, monkeypatch):
-    """The plugin shown in README.md, installed as a real distribution, trains a forward pass."""
+def test_documented_image_encoder_plugin_works_as_a_distribution(tmp_path, monkeypatch):
+    """docs/plugins.md's image-encoder example, installed as a real distribution, is listed and encodes."""
     import re
     from pathlib import Path
 
@@ -125,8 +125,8 @@ def test_readme_plugin_example_works(tmp_path, monkeypatch):
 
     from mia.core.model import ModelSpec, create_model
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    source = re.search(r"```python\n(# mia_tinycnn.py\n.*?)```", readme, re.S).group(1)
+    page = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
+    source = next(block for block in re.findall(r"```python\n(.*?)```", page, re.S) if "class TinyCNN" in block)
     install_distribution(tmp_path, monkeypatch, "mia_tinycnn", "tinycnn", source)
     monkeypatch.setenv("MIA_LOAD_PLUGINS", "tinycnn")
     reset_plugins()
