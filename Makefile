@@ -28,7 +28,7 @@ install: $(STAMP)
 # runs/demo is the demo's own scratch directory and is remade on every run.
 DEMO_TRAIN := --data synthpedes --align global,part,fine --image-encoder mobilenet_v2 --image-weights IMAGENET1K_V1 \
 	--image-size 192x64 --epochs 5
-DEMO_QUERY := "a man in a brown coat and green trousers carrying a purple backpack"
+DEMO_QUERY := "a man in an orange coat and black trousers carrying a blue backpack"
 demo: $(STAMP)
 	rm -rf runs/demo
 	$(BIN)/mia train $(DEMO_TRAIN) --out runs/demo

@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from mia.cli.params import COUNT, NON_NEGATIVE_INT, parse_weights_option
-from mia.core.bootstrap import format_intervals, outcome_intervals, query_outcomes
+from mia.core.bootstrap import format_intervals, outcome_intervals, query_outcomes, standard_errors
 from mia.core.config import DEVICES
 from mia.core.errors import MiaError
 from mia.core.outputs import check_page_path
@@ -66,7 +66,8 @@ def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_
     query_pids = np.asarray([r.person_id for r in records for _ in r.captions])
     gallery_pids = np.asarray([r.person_id for r in records])
     chance = chance_r1(query_pids, gallery_pids)
-    intervals = outcome_intervals(query_outcomes(similarity, query_pids, gallery_pids, twins))
+    outcomes = query_outcomes(similarity, query_pids, gallery_pids, twins)
+    intervals = outcome_intervals(outcomes)
     if html_path:
         from mia.export.html import evaluation_page
 
@@ -80,6 +81,7 @@ def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_
                                "queries": len(query_pids), "gallery": len(gallery_pids),
                                "people": len(np.unique(query_pids)), "chance_R1": chance, **extra, **metrics,
                                "intervals": {m: [i.low, i.high] for m, i in intervals.items()},
+                               **standard_errors(outcomes, ("R1", "mAP")),
                                **({"twin": intervals["twin"].estimate} if "twin" in intervals else {})}))
     else:
         where = f" via {extra['providers'][0]}" if extra else ""

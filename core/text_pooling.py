@@ -1,9 +1,11 @@
-"""Pooling helpers shared by text encoders: exportable (plain gathers and masked
-reductions, no data-dependent shapes) and safe in bf16 (no ``-inf``)."""
+"""Pooling shared by text encoders: exportable (plain gathers and masked reductions, no
+data-dependent shapes) and safe in bf16 (no ``-inf``), and the one way a token-level tower
+becomes a sentence vector and phrase vectors (:class:`TokenTextEncoder`)."""
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 NEG = -1.0e4  # "minus infinity" that survives bf16 and ONNX
 
@@ -14,6 +16,15 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum(dim=-2) / weights.sum(dim=-2).clamp(min=1.0)
 
 
+def masked_max(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Max of ``values [..., L, H]`` over positions where ``mask [..., L]`` is true (0 if none)."""
+    pooled = values.masked_fill(~mask.unsqueeze(-1), NEG).max(dim=-2).values
+    return pooled * mask.any(dim=-1, keepdim=True).to(pooled.dtype)
+
+
+POOLS = {"max": masked_max, "mean": masked_mean}
+
+
 def pool_positions(outputs: torch.Tensor, positions: torch.Tensor, mode: str) -> torch.Tensor:
     """Pool ``outputs [N, L, H]`` at 1-based ``positions [N, M, P]`` (0 = padding) -> ``[N, M, H]``.
 
@@ -22,8 +33,35 @@ def pool_positions(outputs: torch.Tensor, positions: torch.Tensor, mode: str) ->
     batch, slots, width = positions.shape
     index = (positions - 1).clamp(min=0).reshape(batch, slots * width, 1).expand(-1, -1, outputs.shape[-1])
     gathered = outputs.gather(1, index).reshape(batch, slots, width, outputs.shape[-1])
-    mask = positions != 0
-    if mode == "mean":
-        return masked_mean(gathered, mask)
-    pooled = gathered.masked_fill(~mask.unsqueeze(-1), NEG).max(dim=2).values
-    return pooled * mask.any(dim=-1, keepdim=True).to(pooled.dtype)
+    return POOLS[mode](gathered, positions != 0)
+
+
+class TokenTextEncoder(nn.Module):
+    """A text encoder over a token-level tower. Subclasses give ``outputs(tokens) ->
+    (per-token [N, L, H], real-token mask [N, L])``, ``sentence_head``, ``phrase_head``,
+    ``phrase_encoding`` and ``pooling`` (``"max"`` or ``"mean"``).
+
+    The sentence vector pools the caption's tokens. Noun phrases are pooled from a pass of
+    their own (``sequences``) or from the caption's outputs at their positions (``spans``):
+    either way the same pooling, so the two encodings differ only in what the tower saw.
+    """
+
+    pooling = "max"
+    phrase_encoding = "sequences"
+
+    def pooled(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[N, L]`` ids -> ``[N, H]`` pooled over real tokens (zeros for an all-pad row)."""
+        return POOLS[self.pooling](*self.outputs(tokens))
+
+    def forward(self, tokens: torch.Tensor, phrases: torch.Tensor):
+        words, mask = self.outputs(tokens)
+        global_ = self.sentence_head(POOLS[self.pooling](words, mask))
+        batch, slots, width = phrases.shape
+        phrase_mask = (phrases != 0).any(dim=-1)
+        if slots == 0:
+            return global_, global_.new_zeros(batch, 0, global_.shape[1]), phrase_mask
+        if self.phrase_encoding == "spans":
+            vectors = pool_positions(words, phrases, self.pooling)
+        else:
+            vectors = self.pooled(phrases.reshape(batch * slots, width)).reshape(batch, slots, -1)
+        return global_, self.phrase_head(vectors), phrase_mask

@@ -13,12 +13,16 @@ import torch
 from torch import nn
 
 from mia.core.errors import MiaError
-from mia.core.text_pooling import NEG, pool_positions
+from mia.core.text_pooling import TokenTextEncoder
 
 PHRASE_ENCODINGS = ("sequences", "spans")  # the first is the default
 
 
-class BiGRUTextEncoder(nn.Module):
+class BiGRUTextEncoder(TokenTextEncoder):
+    """Token ids (0 = padding) -> (sentence, phrases, phrase mask), max-pooled over real words."""
+
+    pooling = "max"
+
     def __init__(self, vocab_size: int, embed_dim: int, phrase_encoding: str = "sequences",
                  word_dim: int = 300, hidden: int = 256):
         super().__init__()
@@ -42,29 +46,6 @@ class BiGRUTextEncoder(nn.Module):
         backward_rev, _ = self.backward_gru(reversed_in)
         backward_out = backward_rev.gather(1, reverse.unsqueeze(-1).expand(-1, -1, backward_rev.shape[-1]))
         return torch.cat([forward_out, backward_out], dim=-1), mask
-
-    @staticmethod
-    def max_pool(outputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Max over real words (zeros for an all-pad row)."""
-        pooled = outputs.masked_fill(~mask.unsqueeze(-1), NEG).max(dim=1).values
-        return pooled * mask.any(dim=1, keepdim=True).to(pooled.dtype)
-
-    def pooled(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``[N, L]`` ids -> ``[N, 2H]`` max over real words."""
-        return self.max_pool(*self.outputs(tokens))
-
-    def forward(self, tokens: torch.Tensor, phrases: torch.Tensor):
-        words, mask = self.outputs(tokens)
-        global_ = self.sentence_head(self.max_pool(words, mask))
-        batch, slots, width = phrases.shape
-        phrase_mask = (phrases != 0).any(dim=-1)
-        if slots == 0:
-            return global_, global_.new_zeros(batch, 0, global_.shape[1]), phrase_mask
-        if self.phrase_encoding == "spans":
-            phrase_vectors = pool_positions(words, phrases, "max")
-        else:
-            phrase_vectors = self.pooled(phrases.reshape(batch * slots, width)).reshape(batch, slots, -1)
-        return global_, self.phrase_head(phrase_vectors), phrase_mask
 
 
 def bigru(vocab_size: int, embed_dim: int, phrase_encoding: str = "sequences", weights: str | None = None,

@@ -27,7 +27,7 @@ from torch import nn
 from mia.core.errors import MiaError
 from mia.core.hf_tokenizer import TOKENIZER_FILE, HFTokenizer
 from mia.core.pretrained import offline
-from mia.core.text_pooling import masked_mean, pool_positions
+from mia.core.text_pooling import TokenTextEncoder
 
 PHRASE_ENCODINGS = ("spans", "sequences")  # the first is the default
 CONFIG_FILE = "config.json"
@@ -72,8 +72,11 @@ def _from_hub_cache(model_id: str, label: str) -> Path:
                        f"[{type(exc).__name__}]; pass the model's directory instead") from None
 
 
-class TransformerTextEncoder(nn.Module):
-    """Token ids (tokenizer id + 1, 0 = padding) -> (sentence, phrases, phrase mask)."""
+class TransformerTextEncoder(TokenTextEncoder):
+    """Token ids (tokenizer id + 1, 0 = padding) -> (sentence, phrases, phrase mask); tokens
+    are mean-pooled, as sentence-transformers pools them."""
+
+    pooling = "mean"
 
     def __init__(self, backbone: nn.Module, embed_dim: int, phrase_encoding: str, weights_source: str | None):
         super().__init__()
@@ -99,19 +102,6 @@ class TransformerTextEncoder(nn.Module):
         mask = tokens != 0
         hidden = self.backbone(input_ids=(tokens - 1).clamp(min=0), attention_mask=mask.long()).last_hidden_state
         return hidden, mask
-
-    def forward(self, tokens: torch.Tensor, phrases: torch.Tensor):
-        hidden, mask = self.outputs(tokens)
-        global_ = self.sentence_head(masked_mean(hidden, mask))
-        batch, slots, width = phrases.shape
-        phrase_mask = (phrases != 0).any(dim=-1)
-        if slots == 0:
-            return global_, global_.new_zeros(batch, 0, global_.shape[1]), phrase_mask
-        if self.phrase_encoding == "spans":
-            pooled = pool_positions(hidden, phrases, "mean")
-        else:
-            pooled = masked_mean(*self.outputs(phrases.reshape(batch * slots, width))).reshape(batch, slots, -1)
-        return global_, self.phrase_head(pooled), phrase_mask
 
 
 def transformer(vocab_size: int, embed_dim: int, phrase_encoding: str = "spans", weights: str | None = None,

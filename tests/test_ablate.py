@@ -24,7 +24,10 @@ def test_step_training_switches_alignments_at_stage_boundaries(tiny_synth, tmp_p
     assert best["spec"]["weights"] == {"global": 1.0, "part": 0.5, "fine": 0.5}
     assert best["spec"]["chunker"] == "rules"
     evaluated = run("eval", "--checkpoint", out / "best.pt", "--json", "--workers", 0, "--split", "val")
-    assert json.loads(evaluated.output.strip().splitlines()[-1])["alignments"] == ["global", "part", "fine"]
+    report = json.loads(evaluated.output.strip().splitlines()[-1])
+    assert report["alignments"] == ["global", "part", "fine"]
+    low, high = report["intervals"]["R1"]  # both from the bootstrap over people: a 95% interval spans about 4 SE
+    assert report["R1_se"] == pytest.approx((high - low) / 3.92, rel=0.5, abs=1e-9)
 
 
 def test_ablate_writes_reports_and_resumes(tiny_synth, tmp_path):
