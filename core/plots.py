@@ -29,8 +29,10 @@ def grouped_bar_chart(path: str | Path, title: str, groups: list[str],
     left, right, top, bottom = 70, 20, 50, 110
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    title_font, font = _font(18), _font(13)
-    draw.text((left, 14), title, fill="black", font=title_font)
+    font, title_size = _font(13), 18
+    while title_size > 10 and draw.textlength(title, font=_font(title_size)) > width - 24:
+        title_size -= 1  # a long title shrinks to fit rather than run off the picture
+    draw.text((12, 14), title, fill="black", font=_font(title_size))
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def y(value: float) -> float:
