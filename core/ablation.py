@@ -36,6 +36,15 @@ def _settings(base: TrainConfig, combos: list[list[str]], seeds: list[int]) -> d
     return {"config": config, "combinations": [combination_name(c) for c in combos], "seeds": seeds}
 
 
+def _extends(new: dict, saved: dict) -> bool:
+    """Whether ``new`` is ``saved`` grown by seeds or by combinations after the saved ones
+    (the baseline stays first): a narrow interval may need more seeds, and the runs done
+    are reused instead of trained again."""
+    saved_combos, saved_seeds = saved.get("combinations", []), saved.get("seeds", [])
+    return (new["config"] == saved.get("config") and new["combinations"][:len(saved_combos)] == saved_combos
+            and set(saved_seeds) <= set(new["seeds"]))
+
+
 def _restricted(weights: dict[str, float], combo: list[str]) -> dict[str, float]:
     """Per-alignment weights restricted to this combination's alignments."""
     return {name: w for name, w in weights.items() if canonical_alignments([name])[0] in combo}
@@ -55,8 +64,10 @@ def run_ablation(base: TrainConfig, combos: list[list[str]], seeds: list[int], o
     check_ablation_dir(out)
     if results_path.exists():
         state = _read_state(results_path)
-        if state["settings"] != settings:
-            raise MiaError(f"--out {out} holds an ablation with other settings; choose another --out")
+        if not _extends(settings, state["settings"]):
+            raise MiaError(f"--out {out} holds an ablation with other settings (the same options may add seeds "
+                           "or combinations after the saved ones); choose another --out")
+        state["settings"] = settings
     done = {(r["combination"], r["seed"]) for r in state["runs"]}
     report_split = _report_split(base.data)
     total = len(combos) * len(seeds)

@@ -78,6 +78,21 @@ def test_ablate_writes_reports_and_resumes(tiny_synth, tmp_path):
     text = run("compare", out / "runs" / "global+fine-seed0", out / "runs" / "global+fine-seed0", "--workers", 0)
     assert "| R1 |" in text.output and "| +0.00 | [+0.00, +0.00] | not resolved |" in text.output
 
+    # more seeds for a narrower interval: the runs done are reused, the new seed trained
+    grown = run(*[("0,1,2" if a == "0,1" else a) for a in args])
+    assert grown.exit_code == 0, grown.output
+    assert "[1/6] global seed 0: done earlier, skipped" in grown.output
+    assert "[3/6] global seed 2: training" in grown.output
+    grown_state = json.loads((out / "ablation.json").read_text())
+    assert len(grown_state["runs"]) == 6 and grown_state["settings"]["seeds"] == [0, 1, 2]
+    assert "| global | 3 |" in (out / "ablation.md").read_text()
+    epochs = args.index("--epochs") + 1
+    other_budget = run(*args[:epochs], "2", *args[epochs + 1:])
+    one_line_error(other_budget, "holds an ablation with other settings")
+    other_baseline = run("ablate", "--data", tiny_synth, "--align", "global,fine", "--align", "global",
+                         "--seeds", "0,1", "--epochs", "1", "--out", out, *TINY)
+    one_line_error(other_baseline, "holds an ablation with other settings")
+
 
 def test_ablate_refuses_other_settings_in_the_same_out(tiny_synth, tmp_path):
     out = tmp_path / "a"
