@@ -140,7 +140,7 @@ class Trainer:
         self.log(
             f"train: {len(train_records)} images, {len(pairs)} captions, {self.spec.num_classes} identities; "
             f"eval on {self.eval_split_name}: {len(self.eval_split.records)} images, {len(self.eval_split.table)} queries; "
-            f"{describe_tokenizer(self.tokenizer)}; device {self.device}; {self.workers} data workers"
+            f"{describe_tokenizer(self.tokenizer)}; device {self.device}; {self.policy.workers} data workers"
             + (f"; {self.context.world_size} processes (DDP)" if self.context.enabled else "")
         )
 
@@ -184,14 +184,13 @@ class Trainer:
         """(image, caption) pairs, sharded by rank, decoded and augmented in workers."""
         config = self.config
         table = build_text_table(train_records, self.tokenizer, settings, chunker)
-        self.workers = self.policy.workers
         reader = ImageReader(self.spec.image_size, config.seed, train=True)
         # a compiled step wants one shape (a CUDA graph is recorded per shape): no trimming
         pairs = PairDataset(train_records, table, self.labels, reader, fixed_shapes=config.compile is not None)
         if len(pairs) < config.batch_size:
             raise MiaError(f"--batch-size {config.batch_size}: the training split has only {len(pairs)} captions")
         self.sampler = EpochSampler(len(pairs), config.seed, self.context.rank, self.context.world_size)
-        self.loader = make_loader(pairs, config.batch_size, self.workers, self.sampler, pairs.collate,
+        self.loader = make_loader(pairs, config.batch_size, self.policy.workers, self.sampler, pairs.collate,
                                   drop_last=True, pin_memory=self.device.type == "cuda")
         self.steps_per_epoch = len(self.loader)
         self.total_steps = self.steps_per_epoch * config.epochs
@@ -222,7 +221,7 @@ class Trainer:
             record = self._train_epoch(epoch)
             started = time.perf_counter()
             metrics = evaluate(self.model, self.eval_split, self.device, self.policy.eval_chunk,
-                               self.workers, show_progress=self.show_progress, context=self.context)
+                               self.policy.workers, show_progress=self.show_progress, context=self.context)
             record.update({"split": self.eval_split_name, **metrics, "eval_seconds": round(time.perf_counter() - started, 2)})
             history.append(record)
             # the best model is chosen among epochs that train every requested alignment
