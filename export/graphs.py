@@ -148,7 +148,8 @@ def graph_io(model: MiaModel) -> dict[str, GraphIO]:
 
 def build_graphs(model: MiaModel) -> dict[str, nn.Module]:
     with_phrases, with_parts = model.scoring_needs
-    counts = [len([n for n, _ in prepared_layout(model) if n.rsplit("_", 1)[0] == name]) for name in model.active]
+    prepared = [name.rsplit("_", 1)[0] for name, _ in prepared_layout(model)]
+    counts = [prepared.count(name) for name in model.active]
     graphs = {
         "image_encoder": ImageGraph(model),
         "text_encoder": TextGraph(model) if with_phrases else SentenceGraph(model),
