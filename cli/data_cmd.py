@@ -27,7 +27,9 @@ def data():
 @click.option("--height", type=Number(int, minimum=32), default=SynthConfig.height, show_default=True, help="nominal crop height")
 @click.option("--val-ids", type=COUNT, default=None, help="identities in val (default: 10% of --ids)")
 @click.option("--test-ids", type=COUNT, default=None, help="identities in test (default: 25% of --ids)")
-def synth(out, ids, images_per_id, seed, height, val_ids, test_ids):
+@click.option("--workers", type=COUNT, default=None,
+              help="processes drawing the images (default: one per core; the output does not depend on it)")
+def synth(out, ids, images_per_id, seed, height, val_ids, test_ids, workers):
     """Generate a synthpedes data set in CUHK-PEDES format (imgs/, reid_raw.json, the
     held-out-wording reid_raw_unseen.json, identities.json and twins.json)."""
     if (val_ids or 0) + (test_ids or 0) >= ids:
@@ -37,7 +39,8 @@ def synth(out, ids, images_per_id, seed, height, val_ids, test_ids):
         config = SynthConfig(ids=ids, images_per_id=images_per_id, seed=seed, height=height, val_ids=val_ids,
                              test_ids=test_ids)
         with Progress(ids * images_per_id, "synthpedes", unit="img") as bar:
-            generate_synthpedes(out, config, progress=lambda done, _total: bar.update(done - bar.done))
+            generate_synthpedes(out, config, progress=lambda done, _total: bar.update(done - bar.done),
+                                workers=workers or os.cpu_count() or 1)
     except (ValueError, FileExistsError) as exc:
         raise MiaError(f"mia data synth: {exc}") from None
     click.echo(f"wrote {ids * images_per_id} images of {ids} identities to {out} (use --data {out})")

@@ -123,8 +123,8 @@ def _image_bytes(data_dir: Path) -> dict[str, bytes]:
 # --------------------------------------------------------------------------- determinism
 
 
-def test_same_seed_gives_identical_bytes_and_other_seed_differs(small_set, tmp_path):
-    again = generate_synthpedes(tmp_path / "b", SMALL)
+def test_same_seed_gives_identical_bytes_whatever_the_workers_and_other_seed_differs(small_set, tmp_path):
+    again = generate_synthpedes(tmp_path / "b", SMALL, workers=3)  # small_set was drawn in this process
     assert (again / "reid_raw.json").read_bytes() == (small_set / "reid_raw.json").read_bytes()
     assert (again / IDENTITY_FILE).read_bytes() == (small_set / IDENTITY_FILE).read_bytes()
     assert (again / UNSEEN_ANNOTATION_FILE).read_bytes() == (small_set / UNSEEN_ANNOTATION_FILE).read_bytes()
@@ -185,7 +185,8 @@ def test_progress_reports_every_image(tmp_path):
     calls = []
     config = SynthConfig(ids=3, images_per_id=2)
     generate_synthpedes(tmp_path / "p", config, progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(i, 6) for i in range(1, 7)]
+    generate_synthpedes(tmp_path / "q", config, progress=lambda done, total: calls.append((done, total)), workers=2)
+    assert calls == [(i, 6) for i in range(1, 7)] * 2
 
 
 # --------------------------------------------------------------------------- captions

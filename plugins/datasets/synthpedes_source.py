@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def ensure_synthpedes(config: SynthConfig = DEFAULT_SET) -> Path:
         total = config.ids * config.images_per_id
         print(f"generating synthpedes ({config.ids} identities) into {directory}", file=sys.stderr)
         with Progress(total, "synthpedes", unit="img") as bar:
-            generate_synthpedes(directory, config, progress=lambda done, _total: bar.update(done - bar.done))
+            generate_synthpedes(directory, config, progress=lambda done, _total: bar.update(done - bar.done),
+                                workers=os.cpu_count() or 1)
     return directory
 
 
