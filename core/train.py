@@ -260,18 +260,22 @@ class Trainer:
         totals: dict[str, float] = {}
         started = time.perf_counter()
         label = f"epoch {epoch + 1}/{config.epochs}"
+        waited, asked = 0.0, started  # seconds blocked on the loader: what separates an epoch from bench_train
         with Progress(self.steps_per_epoch, label, unit="batch", enabled=self.show_progress) as bar:
             for i, (images, tokens, phrases, labels) in enumerate(self.loader):
+                waited += time.perf_counter() - asked
                 step = epoch * self.steps_per_epoch + i
                 for group in self.optimizer.param_groups:
                     group["lr"] = config.lr * group.get("lr_mult", 1.0) * lr_factor(step, self.warmup_steps, self.total_steps)
                 done = self.step(images, tokens, phrases, labels, self.loss_weights(active))
                 bar.update(**self._tally(done, totals))
+                asked = time.perf_counter()
             self._tally(self.step.flush(), totals)
         seconds = time.perf_counter() - started
         images = self.steps_per_epoch * config.batch_size * self.context.world_size
         record = {"epoch": epoch + 1, "alignments": list(active), "lr": self.optimizer.param_groups[0]["lr"],
-                  "train_seconds": round(seconds, 2), "images_per_second": round(images / seconds, 1)}
+                  "train_seconds": round(seconds, 2), "data_seconds": round(waited, 2),
+                  "images_per_second": round(images / seconds, 1)}
         averages = mean_over_ranks({name: total / self.steps_per_epoch for name, total in totals.items()}, self.context)
         record.update({name: round(value, 5) for name, value in averages.items()})
         return record

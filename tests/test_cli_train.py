@@ -27,7 +27,7 @@ def history(out):
 
 
 def without_timing(records):
-    drop = {"train_seconds", "eval_seconds", "images_per_second"}
+    drop = {"train_seconds", "data_seconds", "eval_seconds", "images_per_second"}
     return [{k: v for k, v in r.items() if k not in drop} for r in records]
 
 
@@ -44,6 +44,7 @@ def test_train_writes_checkpoints_metrics_and_table(trained):
     records = history(out)
     assert [r["epoch"] for r in records] == [1, 2]
     assert {"R1", "R5", "R10", "mAP", "mINP", "loss", "global/rank", "global/id", "lr"} <= set(records[0])
+    assert all(0 < r["data_seconds"] < r["train_seconds"] for r in records)  # the loader's share of the epoch
     checkpoint = torch.load(out / "last.pt", weights_only=True)
     assert checkpoint["epoch"] == 2 and checkpoint["spec"]["alignments"] == ["global"]
     assert checkpoint["tokenizer"]["kind"] == "words" and checkpoint["tokenizer"]["vocabulary"][:2] == ["<pad>", "<unk>"]
