@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -129,3 +131,13 @@ def random_export(directory: Path, **spec) -> Path:
                 "tokenizer": vocab.to_dict(), "model": model.state_dict(), "active": spec.alignments}, checkpoint)
     export_model(checkpoint, directory / "export", "onnx", exporter="torchscript", device="cpu", log=lambda m: None)
     return directory / "export"
+
+
+def run_mia(*args, show: bool = False) -> subprocess.CompletedProcess:
+    """``mia ARGS`` in a fresh process (what a user runs); exits with its stderr if it fails.
+    ``show``: let its output through (a long run's epoch lines) instead of capturing it."""
+    command = [sys.executable, "-m", "mia.cli", *map(str, args)]
+    done = subprocess.run(command, capture_output=not show, text=True)
+    if done.returncode:
+        sys.exit(f"{' '.join(command)} failed" + (f":\n{done.stderr[-2000:]}" if done.stderr else ""))
+    return done

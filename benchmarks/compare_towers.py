@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
-from _common import report
+from _common import report, run_mia
 
 COMMON = ["--data", "synthpedes", "--align", "global,part,fine", "--image-size", "192x64", "--select-by", "R1",
           "--quiet"]
@@ -48,26 +47,18 @@ def configurations() -> dict[str, tuple[str, list[str]]]:
     }
 
 
-def mia(*args) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "mia.cli", *map(str, args)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode:
-        sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
-    return done
-
-
 def train(out: Path, epochs: int, extra: list[str]) -> list[dict]:
     history = out / "metrics.jsonl"
     done = [json.loads(line) for line in history.read_text().splitlines()] if history.exists() else []
     if len(done) < epochs:
         resume = ["--resume"] if (out / "last.pt").exists() else COMMON + extra + ["--epochs", epochs]
-        mia("train", "--out", out, *resume)
+        run_mia("train", "--out", out, *resume)
         done = [json.loads(line) for line in history.read_text().splitlines()]
     return done
 
 
 def evaluate(checkpoint: Path, data: str) -> dict:
-    return json.loads(mia("eval", "--checkpoint", checkpoint, "--data", data, "--json").stdout.strip().splitlines()[-1])
+    return json.loads(run_mia("eval", "--checkpoint", checkpoint, "--data", data, "--json").stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
