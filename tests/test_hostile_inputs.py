@@ -593,7 +593,10 @@ def _train_process(data: Path, out: Path, epochs: int, *extra) -> subprocess.Pop
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "mia.cli", "train", "--data", str(data), "--out", str(out), "--epochs",
                str(epochs), *map(str, TINY), *extra]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # Ctrl-C reaches the run as from a terminal even when the suite itself was started in the
+    # background, whose children inherit SIGINT ignored (and Python then never raises KeyboardInterrupt)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 240) -> None:
