@@ -25,7 +25,7 @@ from mia.core.policy import autocast, prepare_images, resolve_device
 from mia.core.model import ModelSpec, create_model
 from mia.core.step import TrainingStep
 
-NUM_CLASSES = 11003  # CUHK-PEDES training identities
+CUHK_PEDES_TRAIN_IDS = 11003
 
 
 def parse_args():
@@ -35,6 +35,8 @@ def parse_args():
     parser.add_argument("--image-size", default="384x128")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--words", type=int, default=40)
+    parser.add_argument("--classes", type=int, default=CUHK_PEDES_TRAIN_IDS,
+                        help="identities of the ID loss (default: CUHK-PEDES's training identities)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="auto")
@@ -59,7 +61,7 @@ def host_batch(args, device):
     tokens = torch.randint(2, 5000, (batch, args.words))
     phrases = torch.randint(2, 5000, (batch, 10, 6))
     phrases[:, 6:] = 0  # six phrases per caption on average in CUHK-style text
-    labels = torch.randint(0, NUM_CLASSES, (batch,))
+    labels = torch.randint(0, args.classes, (batch,))
     tensors = (images, tokens, phrases, labels)
     return tuple(t.pin_memory() for t in tensors) if device.type == "cuda" else tensors
 
@@ -68,7 +70,7 @@ def mia_step(args, device):
     """The trainer's own step (``core.step.TrainingStep``), losses read back one step late."""
     height, width = map(int, args.image_size.split("x"))
     spec = ModelSpec(image_encoder=args.image_encoder, alignments=args.align.split(","), image_size=(height, width),
-                     vocab_size=5000, num_classes=NUM_CLASSES)
+                     vocab_size=5000, num_classes=args.classes)
     model = create_model(spec).to(device).train()
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -81,7 +83,7 @@ def mia_step(args, device):
 
 def bare_trunk_step(args, device, compile_mode=None):
     """The same batch through the bare trunk and cross-entropy; no loss is read back."""
-    model = getattr(torchvision.models, args.image_encoder)(num_classes=NUM_CLASSES).to(device).train()
+    model = getattr(torchvision.models, args.image_encoder)(num_classes=args.classes).to(device).train()
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model, mode=compile_mode) if compile_mode else model

@@ -1,15 +1,15 @@
 """Real training epochs against ``bench_train.py``'s step rate at the same settings.
 
-bench_train times the trainer's step on one random batch held in memory; a real epoch
-also loads and augments images, varies caption lengths, schedules the learning rate and
-ends with a partial pass of the loader.  This script trains a synthpedes of CUHK-PEDES's
-size (11,003 training identities, 3 images each: 33,009 images) with ``mia train`` for a
-few epochs, then runs bench_train with the same encoder, alignments, input size, batch and
-compilation, and reports each epoch's images/s, the seconds it spent blocked on the loader
-(``data_seconds`` of metrics.jsonl) and the ratio of the two rates (target >= 0.9x on a
-GPU).  The first epoch includes compilation and loader start-up; the ratio uses the later
-ones.  The rate of an epoch without its loader wait says how much of a gap the loader
-explains.
+bench_train times the trainer's step on one random batch held in memory; a real epoch also
+loads and augments images, varies caption lengths, schedules the learning rate and ends
+with a partial pass of the loader. This script trains a synthpedes of CUHK-PEDES's size
+(11,003 training identities, 3 images each: 33,009 images) with ``mia train`` for a few
+epochs, then runs bench_train with the same encoder, alignments, input size, batch,
+identities (the ID loss's classes) and compilation, and reports each epoch's images/s, the
+seconds it spent blocked on the loader (``data_seconds`` of metrics.jsonl) and the ratio
+of the two rates (target >= 0.9x on a GPU). The first epoch includes compilation and
+loader start-up; the ratio uses the later ones. The rate of an epoch without its loader
+wait says how much of a gap the loader explains.
 
     python benchmarks/epoch_rate.py --device cuda --compile reduce-overhead   # a GPU machine
     python benchmarks/epoch_rate.py --quick                                   # CPU smoke run
@@ -29,10 +29,11 @@ import tempfile
 from pathlib import Path
 
 from _common import report, run_mia
+from bench_train import CUHK_PEDES_TRAIN_IDS
+from mia.core.outputs import RUN_FILES
 from mia.core.policy import resolve_device
 from mia.plugins.datasets.synthpedes import SynthConfig, generate_synthpedes
 
-CUHK_PEDES_TRAIN_IDS = 11003
 
 
 def parse_args():
@@ -49,11 +50,11 @@ def parse_args():
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", default=None, help="torch.compile mode for both (e.g. reduce-overhead)")
     parser.add_argument("--workers", type=int, default=None, help="data workers of mia train (default: its policy)")
-    parser.add_argument("--quick", action="store_true", help="300 identities, resnet18 at 128x48, batch 16, 2 epochs")
+    parser.add_argument("--quick", action="store_true", help="100 identities, resnet18 at 128x48, batch 16, 2 epochs")
     parser.add_argument("--json", dest="json_out", default=None)
     args = parser.parse_args()
     if args.quick:
-        args.train_ids, args.image_encoder, args.image_size, args.batch_size, args.epochs = 300, "resnet18", "128x48", 16, 2
+        args.train_ids, args.image_encoder, args.image_size, args.batch_size, args.epochs = 100, "resnet18", "128x48", 16, 2
     return args
 
 
@@ -73,13 +74,10 @@ def train(args, data: Path) -> list[dict]:
                "--device", args.device, "--quiet"]
     options += ["--compile", args.compile] if args.compile else []
     options += ["--workers", args.workers] if args.workers is not None else []
-    history = Path(args.out) / "metrics.jsonl"
-    if history.exists():
-        history.unlink()  # a fresh run: a resumed one would time only its remaining epochs
-        for name in ("last.pt", "best.pt"):
-            (Path(args.out) / name).unlink(missing_ok=True)
+    for name in RUN_FILES:  # a fresh run each time: a resumed one would time only its remaining epochs
+        (Path(args.out) / name).unlink(missing_ok=True)
     run_mia("train", *options, show=True)
-    return [json.loads(line) for line in history.read_text().splitlines()]
+    return [json.loads(line) for line in (Path(args.out) / "metrics.jsonl").read_text().splitlines()]
 
 
 def bench_train_rate(args) -> float:
@@ -88,7 +86,7 @@ def bench_train_rate(args) -> float:
         out = Path(scratch) / "bench_train.json"
         command = [Path(__file__).with_name("bench_train.py"), "--image-encoder", args.image_encoder, "--align",
                    args.align, "--image-size", args.image_size, "--batch-size", args.batch_size, "--device", args.device,
-                   "--out", out]
+                   "--classes", args.train_ids, "--out", out]
         command += ["--compile", args.compile] if args.compile else []
         if args.quick:
             command += ["--steps", 3, "--warmup", 1]
