@@ -46,7 +46,7 @@ def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_
         result = evaluate_checkpoint(checkpoint_path, data, split, device, eval_chunk, workers,
                                      show_progress=not as_json, log=log, weights=weights)
         records, metrics, alignments = result.split.records, result.metrics, result.model.active
-        similarity, source, extra, twins = result.similarity, str(checkpoint_path), {}, result.split.twins
+        similarity, source, extra, outcomes = result.similarity, str(checkpoint_path), {}, result.outcomes
     else:
         if not model_dir or not data:
             raise MiaError("--backend onnx needs --model DIR and --data SPEC")
@@ -62,11 +62,12 @@ def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_
         records = dataset.split(split)
         metrics, similarity = evaluate_retriever(retriever, records, eval_chunk, show_progress=not as_json)
         alignments, source = retriever.manifest["alignments"], str(model_dir)
-        extra, twins = {"providers": retriever.providers}, dataset.twins
+        extra = {"providers": retriever.providers}
     query_pids = np.asarray([r.person_id for r in records for _ in r.captions])
     gallery_pids = np.asarray([r.person_id for r in records])
     chance = chance_r1(query_pids, gallery_pids)
-    outcomes = query_outcomes(similarity, query_pids, gallery_pids, twins)
+    if backend == "onnx":  # the torch path ranked its scores once already, into result.outcomes
+        outcomes = query_outcomes(similarity, query_pids, gallery_pids, dataset.twins)
     intervals = outcome_intervals(outcomes)
     if html_path:
         from mia.export.html import evaluation_page

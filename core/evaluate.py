@@ -150,11 +150,7 @@ class CheckpointEvaluation:
     model: MiaModel
     similarity: np.ndarray  # [queries, gallery], for result pages
     components: dict[str, dict[str, float]]  # each alignment scoring alone (when asked for)
-
-    @property
-    def outcomes(self) -> QueryOutcomes:
-        """Per-query results (for confidence intervals, paired comparisons and twin accuracy)."""
-        return query_outcomes(self.similarity, self.split.query_pids, self.split.gallery_pids, self.split.twins)
+    outcomes: QueryOutcomes  # per query: intervals, paired comparisons, twin accuracy; ``metrics`` are their means
 
 
 def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: str = "test",
@@ -187,7 +183,10 @@ def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: st
     with policy.active():
         similarities = split_similarities(model, eval_split, torch_device, policy.eval_chunk, policy.workers,
                                           show_progress=show_progress, scorings=scorings)
-    metrics = {key: retrieval_metrics(sim, eval_split.query_pids, eval_split.gallery_pids)
-               for key, sim in similarities.items()}
-    fused = metrics.pop("fused")
-    return CheckpointEvaluation(fused, eval_split, model, similarities["fused"], metrics)
+    fused = similarities.pop("fused")
+    # the fused scores are ranked once: their metrics are the means of the per-query outcomes
+    outcomes = query_outcomes(fused, eval_split.query_pids, eval_split.gallery_pids, eval_split.twins)
+    components = {key: retrieval_metrics(sim, eval_split.query_pids, eval_split.gallery_pids)
+                  for key, sim in similarities.items()}
+    return CheckpointEvaluation({m: outcomes.mean(m) for m in METRIC_NAMES}, eval_split, model, fused, components,
+                                outcomes)
