@@ -35,7 +35,6 @@ from mia.core.policy import resolve_device
 from mia.plugins.datasets.synthpedes import SynthConfig, generate_synthpedes
 
 
-
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-ids", type=int, default=CUHK_PEDES_TRAIN_IDS)
@@ -101,15 +100,15 @@ def main() -> None:
     device = resolve_device(args.device)
     history = train(args, dataset(args))
     bench = bench_train_rate(args)
-    rows = []
+    rows, rates = [], []
     for record in history:
-        seconds, waiting = record["train_seconds"], record["data_seconds"]
-        images = record["images_per_second"] * seconds
+        seconds, waiting, rate = record["train_seconds"], record["data_seconds"], record["images_per_second"]
+        rates.append((rate, rate * seconds / (seconds - waiting)))
         rows.append([record["epoch"], round(seconds, 1), round(waiting, 1), f"{100 * waiting / seconds:.0f}%",
-                     round(record["images_per_second"]), round(images / (seconds - waiting))])
-    later = rows[1:] or rows  # the first epoch compiles and starts the loader
-    real = statistics.median(row[4] for row in later)
-    without_wait = statistics.median(row[5] for row in later)
+                     *map(round, rates[-1])])
+    later = rates[1:] or rates  # the first epoch compiles and starts the loader
+    real = statistics.median(rate for rate, _ in later)
+    without_wait = statistics.median(rate for _, rate in later)
     report("epoch_rate", device, ["epoch", "train s", "loader wait s", "wait share", "images/s", "images/s without wait"],
            rows, {"settings": f"{args.image_encoder} {args.image_size} [{args.align}] batch {args.batch_size}, "
                               f"compile {args.compile or 'no'}, {args.train_ids} training identities",
