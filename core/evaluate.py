@@ -67,21 +67,24 @@ def encode_gallery(model: MiaModel, records: Sequence[Record], device: torch.dev
 
 @torch.no_grad()
 def encode_queries(model: MiaModel, table: TextTable, device: torch.device, batch_size: int = 512,
-                   rows: np.ndarray | None = None) -> TextFeatures:
+                   rows: np.ndarray | None = None, show_progress: bool = False) -> TextFeatures:
     """Features of the captions ``rows`` of ``table`` (default: all)."""
     rows = np.arange(len(table)) if rows is None else rows
     outputs = []
-    for start in range(0, len(rows), batch_size):
-        tokens, phrases = table.batch(rows[start:start + batch_size], trim_slots=False)
-        with autocast(device):
-            features = model.encode_text(tokens.to(device), phrases.to(device))
-        outputs.append(TextFeatures(features.global_.float(), features.phrases.float(), features.phrase_mask))
+    starts = range(0, len(rows), batch_size)
+    with Progress(len(starts), "encode captions", unit="batch", enabled=show_progress) as bar:
+        for start in starts:
+            tokens, phrases = table.batch(rows[start:start + batch_size], trim_slots=False)
+            with autocast(device):
+                features = model.encode_text(tokens.to(device), phrases.to(device))
+            outputs.append(TextFeatures(features.global_.float(), features.phrases.float(), features.phrase_mask))
+            bar.update()
     return TextFeatures(*(torch.cat(parts) for parts in zip(*outputs)))
 
 
 @torch.no_grad()
 def score_chunks(model: MiaModel, text: TextFeatures, image: ImageFeatures, chunk: int | None = None,
-                 names=None, score=None) -> torch.Tensor:
+                 names=None, score=None, show_progress: bool = False) -> torch.Tensor:
     """Fused ``[Q, G]`` similarity (CPU, fp32), ``chunk`` queries at a time (default: the
     policy's, see :mod:`mia.core.policy`), against a gallery side prepared once
     (:meth:`MiaModel.prepare_gallery`).
@@ -95,11 +98,15 @@ def score_chunks(model: MiaModel, text: TextFeatures, image: ImageFeatures, chun
     chunk = chunk or current(device).eval_chunk
     gallery = model.prepare_gallery(image, names)
     out = torch.empty(len(text.global_), len(image.global_), pin_memory=device.type == "cuda")
-    for start in range(0, len(text.global_), chunk):
-        part = select_texts(text, slice(start, start + chunk))
-        with autocast(device):
-            scores = score(part, gallery)
-        out[start:start + len(part.global_)].copy_(scores, non_blocking=True)
+    starts = range(0, len(text.global_), chunk)
+    label = f"score {'+'.join(names)}" if names else "score"
+    with Progress(len(starts), label, unit="chunk", enabled=show_progress) as bar:
+        for start in starts:
+            part = select_texts(text, slice(start, start + chunk))
+            with autocast(device):
+                scores = score(part, gallery)
+            out[start:start + len(part.global_)].copy_(scores, non_blocking=True)
+            bar.update()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return out
@@ -119,12 +126,13 @@ def split_similarities(model: MiaModel, split: EvalSplit, device: torch.device, 
     model.eval()
     shard = slice(context.rank, None, context.world_size)
     gallery_rows = torch.arange(len(split.records))[shard]
-    image = encode_gallery(model, split.records[shard], device, batch_size, workers, show_progress and context.is_main)
+    show_progress = show_progress and context.is_main
+    image = encode_gallery(model, split.records[shard], device, batch_size, workers, show_progress)
     image = ImageFeatures(*gather_rows(list(image), gallery_rows, len(split.records), context))
     query_rows = np.arange(len(split.table))[shard]
-    text = encode_queries(model, split.table, device, rows=query_rows)
-    return {key: gather_rows([score_chunks(model, text, image, chunk, names)], torch.from_numpy(query_rows),
-                             len(split.table), context)[0].numpy()
+    text = encode_queries(model, split.table, device, rows=query_rows, show_progress=show_progress)
+    return {key: gather_rows([score_chunks(model, text, image, chunk, names, show_progress=show_progress)],
+                             torch.from_numpy(query_rows), len(split.table), context)[0].numpy()
             for key, names in (scorings or {"fused": None}).items()}
 
 

@@ -27,5 +27,8 @@ def evaluate_retriever(retriever: Retriever, records: Sequence[Record], chunk: i
     captions = [c for r in records for c in r.captions]
     query_pids = np.asarray([r.person_id for r in records for _ in r.captions])
     gallery_pids = np.asarray([r.person_id for r in records])
-    similarity = retriever.score(retriever.encode_texts(captions), images, chunk)
+    with Progress(len(captions), "encode captions", unit="caption", enabled=show_progress) as bar:
+        texts = retriever.encode_texts(captions, progress=lambda done, total: bar.update(done - bar.done))
+    with Progress(len(captions), "score", unit="query", enabled=show_progress) as bar:
+        similarity = retriever.score(texts, images, chunk, progress=lambda done, total: bar.update(done - bar.done))
     return retrieval_metrics(similarity, query_pids, gallery_pids), similarity

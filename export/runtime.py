@@ -171,23 +171,29 @@ class Retriever:
         words = tokenize(text)
         return [w for w in words if w not in unknown], [w for w in words if w in unknown]
 
-    def encode_texts(self, captions: Sequence[str], batch_size: int = 256) -> dict[str, np.ndarray]:
-        batches = [self.run("text_encoder", self.text_arrays(captions[start:start + batch_size]))
-                   for start in range(0, len(captions), batch_size)]
+    def encode_texts(self, captions: Sequence[str], batch_size: int = 256, progress=None) -> dict[str, np.ndarray]:
+        batches = []
+        for start in range(0, len(captions), batch_size):
+            batches.append(self.run("text_encoder", self.text_arrays(captions[start:start + batch_size])))
+            if progress:
+                progress(min(start + batch_size, len(captions)), len(captions))
         if not batches:
             raise MiaError("no captions to encode")
         return {name: np.concatenate([b[name] for b in batches]) for name in batches[0]}
 
     # -- ranking ------------------------------------------------------------------------
-    def score(self, texts: dict[str, np.ndarray], images: EncodedImages, chunk: int | None = None) -> np.ndarray:
+    def score(self, texts: dict[str, np.ndarray], images: EncodedImages, chunk: int | None = None,
+              progress=None) -> np.ndarray:
         """Fused ``[Q, G]`` similarity, ``chunk`` queries at a time (default 256), against a
         gallery prepared once."""
         chunk = chunk or 256
         prepared = self.prepare(images)
-        rows = []
-        for start in range(0, len(texts["text_global"]), chunk):
+        rows, queries = [], len(texts["text_global"])
+        for start in range(0, queries, chunk):
             feeds = {**prepared, **{name: value[start:start + chunk] for name, value in texts.items()}}
             rows.append(self.run("scorer", feeds)["similarity"])
+            if progress:
+                progress(min(start + chunk, queries), queries)
         return np.concatenate(rows)
 
     def search(self, query: str, images: EncodedImages, top_k: int = 10) -> list[tuple[int, float]]:

@@ -78,6 +78,9 @@ def test_eval_prints_a_table_for_test(trained):
     result = run("eval", "--checkpoint", out / "best.pt", "--workers", 0)
     assert result.exit_code == 0, result.output
     assert "test:" in result.output and "| global |" in result.output
+    # every stage of the evaluation shows its progress, not only the images
+    for stage in ("encode images", "encode captions", "score"):
+        assert f"\n{stage} " in "\n" + result.stderr, result.stderr
 
 
 def one_line_error(result, *fragments):

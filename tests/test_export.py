@@ -78,6 +78,9 @@ def test_dynamo_exporter_and_cli(trained_all, tiny_synth, tmp_path):
     assert onnx_eval["providers"] == ["CPUExecutionProvider"]
     for key in ("R1", "R5", "R10", "mAP"):
         assert abs(onnx_eval[key] - torch_eval[key]) <= 0.1
+    shown = run("eval", "--backend", "onnx", "--model", out, "--data", tiny_synth, "--device", "cpu")
+    for stage in ("encode images (CPUExecutionProvider)", "encode captions", "score"):
+        assert f"\n{stage} " in "\n" + shown.stderr, shown.stderr
 
 
 def test_failed_export_leaves_nothing_and_existing_out_needs_force(trained_all, tmp_path, monkeypatch):
