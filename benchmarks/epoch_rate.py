@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -63,7 +62,7 @@ def dataset(args) -> Path:
     if not (directory / "reid_raw.json").is_file():
         config = SynthConfig(ids=args.train_ids + 101, images_per_id=args.images_per_id, val_ids=100, test_ids=1)
         print(f"drawing {config.ids * config.images_per_id} images into {directory}", file=sys.stderr, flush=True)
-        generate_synthpedes(directory, config, workers=os.cpu_count() or 1)
+        generate_synthpedes(directory, config, workers=None)
     return directory
 
 

@@ -40,7 +40,7 @@ def synth(out, ids, images_per_id, seed, height, val_ids, test_ids, workers):
                              test_ids=test_ids)
         with Progress(ids * images_per_id, "synthpedes", unit="img") as bar:
             generate_synthpedes(out, config, progress=lambda done, _total: bar.update(done - bar.done),
-                                workers=workers or os.cpu_count() or 1)
+                                workers=workers)
     except (ValueError, FileExistsError) as exc:
         raise MiaError(f"mia data synth: {exc}") from None
     click.echo(f"wrote {ids * images_per_id} images of {ids} identities to {out} (use --data {out})")

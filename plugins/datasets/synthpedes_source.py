@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -41,7 +40,7 @@ def ensure_synthpedes(config: SynthConfig = DEFAULT_SET) -> Path:
         print(f"generating synthpedes ({config.ids} identities) into {directory}", file=sys.stderr)
         with Progress(total, "synthpedes", unit="img") as bar:
             generate_synthpedes(directory, config, progress=lambda done, _total: bar.update(done - bar.done),
-                                workers=os.cpu_count() or 1)
+                                workers=None)
     return directory
 
 

@@ -199,13 +199,13 @@ def generate_synthpedes(
     out_dir: str | Path,
     config: SynthConfig = SynthConfig(),
     progress: Callable[[int, int], None] | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
 ) -> Path:
     """Generate a synthpedes data set at ``out_dir`` and return it as a Path.
 
     Raises ``FileExistsError`` if ``out_dir`` exists and is not an empty directory.
     ``progress(done, total)`` is called after each image is written.  ``workers`` processes
-    render the images (the output does not depend on it).
+    render the images (None: one per core; the output does not depend on it).
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -216,7 +216,7 @@ def generate_synthpedes(
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        _write_dataset(tmp, config, progress, workers)
+        _write_dataset(tmp, config, progress, workers or os.cpu_count() or 1)
         if out_dir.exists():
             out_dir.rmdir()
         os.replace(tmp, out_dir)
