@@ -133,11 +133,16 @@ def random_export(directory: Path, **spec) -> Path:
     return directory / "export"
 
 
-def run_mia(*args, show: bool = False) -> subprocess.CompletedProcess:
-    """``mia ARGS`` in a fresh process (what a user runs); exits with its stderr if it fails.
-    ``show``: let its output through (a long run's epoch lines) instead of capturing it."""
-    command = [sys.executable, "-m", "mia.cli", *map(str, args)]
+def run_python(*args, show: bool = False) -> subprocess.CompletedProcess:
+    """``python ARGS`` in a fresh process; exits with its stderr if it fails.  ``show``: let
+    its output through (a long run's epoch lines) instead of capturing it."""
+    command = [sys.executable, *map(str, args)]
     done = subprocess.run(command, capture_output=not show, text=True)
     if done.returncode:
         sys.exit(f"{' '.join(command)} failed" + (f":\n{done.stderr[-2000:]}" if done.stderr else ""))
     return done
+
+
+def run_mia(*args, show: bool = False) -> subprocess.CompletedProcess:
+    """``mia ARGS`` in a fresh process: what a user runs."""
+    return run_python("-m", "mia.cli", *args, show=show)

@@ -22,12 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import report, run_mia
+from _common import report, run_mia, run_python
 from bench_train import CUHK_PEDES_TRAIN_IDS
 from mia.core.outputs import RUN_FILES
 from mia.core.policy import resolve_device
@@ -88,9 +87,7 @@ def bench_train_rate(args) -> float:
         command += ["--compile", args.compile] if args.compile else []
         if args.quick:
             command += ["--steps", 3, "--warmup", 1]
-        done = subprocess.run([sys.executable, *map(str, command)], capture_output=True, text=True)
-        if done.returncode:
-            sys.exit(f"bench_train.py failed:\n{done.stderr[-2000:]}")
+        run_python(*command)
         return json.loads(out.read_text())["rows"][0][3]
 
 
