@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from pathlib import Path
 
-from mia.core import atomic
+from mia.core import atomic, diskspace
 from mia.core.paths import cache_dir
 
 DEBUG_VARIABLE = "MIA_DEBUG"
@@ -23,7 +24,10 @@ def debugging() -> bool:
 
 
 def describe_os_error(exc: OSError) -> str:
-    """``PATH: reason`` (the file first, as the user named it), or the reason alone."""
+    """``PATH: reason`` (the file first, as the user named it), or the reason alone; a full
+    disk, wherever a write met it, says how much is free there."""
+    if exc.errno in diskspace.FULL and exc.filename:
+        return str(diskspace.no_space(Path(exc.filename), None))
     reason = exc.strerror or str(exc) or type(exc).__name__
     return f"{exc.filename}: {reason}" if exc.filename else reason
 
@@ -33,6 +37,8 @@ def save_traceback(exc: BaseException) -> str:
     path = cache_dir() / "crashes" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
     try:
         atomic.write_text(path, "".join(traceback.format_exception(exc)))
+    except diskspace.DiskFull as error:
+        return f"could not save the traceback ({error})"
     except OSError as error:
         return f"could not save the traceback ({describe_os_error(error)})"
     return f"traceback saved to {path}"

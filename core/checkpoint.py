@@ -9,6 +9,7 @@ the file and what is wrong.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
@@ -30,8 +31,14 @@ RESUMABLE = {"optimizer": (dict, "the optimizer state"), "epoch": (int, "the epo
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **payload}, tmp)
+    """Write ``payload`` atomically.  It is serialised in memory first (briefly, the file's
+    size) and written by Python, so that a full disk is an ENOSPC (one line, see
+    :mod:`mia.core.diskspace`) and a Ctrl-C a KeyboardInterrupt: torch's own file writer
+    reports either as a RuntimeError that names no cause."""
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, **payload}, buffer)
+    with atomic_path(path, buffer.tell(), "checkpoint") as tmp:
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def read_torch_file(path: str | Path, label: str):

@@ -69,9 +69,11 @@ def write_onnx(graph: torch.nn.Module, args: tuple, path: Path, graph_io: GraphI
 
 
 def write_torchscript(graph: torch.nn.Module, args: tuple, path: Path) -> None:
+    """Serialised in memory and written by Python: saved to a path, a full disk aborts the
+    whole process from torch's C++ writer; written by Python it is an ENOSPC to report."""
     with _quiet(), torch.no_grad():
         traced = torch.jit.trace(graph, args, check_trace=False)
-    traced.save(str(path))
+    path.write_bytes(traced.save_to_buffer())
 
 
 def onnx_signature(path: Path) -> dict:

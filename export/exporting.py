@@ -5,7 +5,8 @@ fresh random inputs at two batch sizes and two sequence lengths; the largest dif
 must stay within ``TOLERANCE`` (relative to the output's scale).  (2) With ``check_data``,
 the recall check: the whole evaluation once with PyTorch and once through the exported
 files only; R@1/R@5/R@10/mAP must agree within ``RECALL_TOLERANCE`` points.
-Everything is written into a temporary directory that becomes ``out`` only on success.
+Everything is written into a temporary directory that becomes ``out`` only on success,
+after a check that the disk has room for the graphs' weights.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def export_model(checkpoint: str | Path, out: str | Path, backend: str = "onnx",
     example = example_inputs(model, batch=2, words=7, phrases=3)
     check_declarations(model, example)
     suffix = BACKENDS[backend]
-    with atomic.atomic_directory(out, replace=True) as tmp:
+    # each graph's file holds its weights: together, about the export's size
+    needed = sum(t.nelement() * t.element_size() for graph in graphs.values() for t in graph.state_dict().values())
+    with atomic.atomic_directory(out, replace=True, needed=needed, what="export") as tmp:
         signatures = {}
         for name, graph in graphs.items():
             args = tuple(example[n] for n in ios[name].inputs)

@@ -1,8 +1,10 @@
 """A searchable gallery: every image under a folder, encoded once and cached.
 
 Encoding is the slow part of a search (a CNN per image; the query is one caption), so
-features are cached per (model digest, gallery folder) in one ``.npz`` beside the model
-(or in ``cache_dir``).  Each entry remembers the file's size and mtime, so a later run
+features are cached per (model digest, gallery folder) in one ``.npz`` in the user's
+cache folder (``$MIA_CACHE_DIR`` or ``~/.cache/mia``, under ``galleries/``; or in
+``cache_dir``): a model folder may be read-only or shared, and is not where a cache of
+someone's gallery belongs.  Each entry remembers the file's size and mtime, so a later run
 encodes only new or changed files, drops removed ones, and a different model never sees
 another model's features.  An unreadable file is reported and skipped, never fatal.
 
@@ -20,12 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from mia.core import atomic
+from mia.core.diskspace import DiskFull
 from mia.core.errors import MiaError
+from mia.core.paths import cache_dir as user_cache_dir
 from mia.core.progress import Progress
 from mia.export.runtime import EncodedImages, Retriever
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-CACHE_SUBDIR = "gallery-cache"
+CACHE_SUBDIR = "galleries"
 FEATURE_PREFIX = "feature:"
 SKIPPED_SHOWN = 3  # names listed in the "skipped" line; the rest are only counted
 
@@ -147,7 +151,7 @@ class GalleryIndex:
         paths = list_gallery(folder)
         names = [p.relative_to(folder).as_posix() for p in paths]
         stamps = [_stamp(p) for p in paths]
-        cache_path = cache_file(Path(cache_dir) if cache_dir else retriever.model_dir / CACHE_SUBDIR,
+        cache_path = cache_file(Path(cache_dir) if cache_dir else user_cache_dir() / CACHE_SUBDIR,
                                 retriever.digest, folder)
         cache = FeatureCache.load(cache_path, retriever.digest, str(folder.resolve()), retriever.gallery_features, log)
         cached_rows = [cache.lookup(n, s) for n, s in zip(names, stamps)]
@@ -185,9 +189,9 @@ def _merge(cached: EncodedImages | None, encoded: EncodedImages | None,
 
 
 def _save_quietly(cache: FeatureCache, path: Path, names, stamps, features, log) -> None:
-    """A read-only model directory must not stop a search: the cache is only a speed-up."""
+    """A read-only model directory or a full disk must not stop a search: the cache is only a speed-up."""
     try:
         cache.save(path, names, stamps, features)
-    except OSError as exc:
-        log(f"gallery: could not write the feature cache {path} ({exc.strerror or exc}); "
+    except (OSError, DiskFull) as exc:
+        log(f"gallery: could not write the feature cache {path} ({getattr(exc, 'strerror', None) or exc}); "
             "pass --cache-dir to keep features between runs")

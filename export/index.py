@@ -21,12 +21,23 @@ Building is incremental (unchanged files keep their rows; new, changed and delet
 are handled without re-encoding the rest), can be split over processes that each encode
 a share (``RANK``/``WORLD_SIZE``, as torchrun sets them) and joined by :func:`merge_shards`,
 and is atomic: the index is written beside its destination and moved into place.
+
+Faults end cleanly.  The free space is checked against an estimate of the index before
+anything is encoded, and each memory-mapped array reserves its blocks before it is
+mapped (a full disk is then one line, not SIGBUS; see :mod:`mia.core.diskspace`).  The
+image-decoding workers exit on their own when the building process dies, however it
+dies, and an error or Ctrl-C in the building process cancels their pending work.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import signal
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from dataclasses import dataclass
@@ -34,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mia.core import atomic
+from mia.core import atomic, diskspace
 from mia.core.errors import MiaError
 from mia.core.outputs import refuse_inputs_inside
 from mia.core.preprocess import load_rgb, normalize_array, to_uint8_chw
@@ -52,6 +63,7 @@ FLAT_LIMIT = 100_000
 DEFAULT_RERANK = 100
 HASHED_BYTES = 64 << 20  # files up to this size are hashed at every open; larger ones by `mia index verify`
 STORED_DTYPES = {"image_global": np.float32, "image_parts": np.float16}
+PARENT_POLL_SECONDS = 0.5  # how soon a decoding worker notices that the building process is gone
 
 
 def _faiss():
@@ -112,17 +124,41 @@ def _tune(index, settings: dict) -> None:
 
 @dataclass
 class SearchIndex:
-    """An opened index: entry paths, memory-mapped features and the FAISS index."""
+    """An opened index: entry paths (under ``gallery``), memory-mapped features and the FAISS index."""
 
     root: Path
     meta: dict
+    gallery: Path
     paths: list[Path]
     stamps: list[tuple[int, int]]
     arrays: dict[str, np.ndarray]
     faiss: object
+    #: entries whose image is looked for by :meth:`check_gallery`
+    GALLERY_SAMPLE = 64
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def check_gallery(self, sample: int = GALLERY_SAMPLE) -> str | None:
+        """Whether the indexed images are where the index says, from ``sample`` entries
+        spread evenly over it (first and last included): a gallery that moved or vanished
+        is an error naming the way out, a few missing files a warning (returned: they
+        answer 404 until the index is rebuilt).  A sample keeps a million entries fast."""
+        from mia.core.display import displayable
+
+        picked = np.unique(np.linspace(0, len(self) - 1, min(sample, len(self))).round().astype(np.int64))
+        missing = [self.paths[i] for i in picked if not self.paths[i].is_file()]
+        if not missing:
+            return None
+        found = f"{len(missing)} of {len(picked)} sampled images are missing (e.g. {displayable(missing[0])})"
+        if len(missing) < len(picked):
+            return (f"index {self.root}: {found}; rebuild it with 'mia index build' to drop them "
+                    "(until then they answer 404)")
+        if self.gallery != Path(self.meta["gallery"]):
+            raise MiaError(f"--gallery-root {self.gallery}: {found}; give the folder that now holds what "
+                           f"{self.meta['gallery']} held, or rebuild the index with 'mia index build'")
+        raise MiaError(f"index {self.root}: its gallery {self.gallery} moved or is gone ({found}); "
+                       "pass --gallery-root NEW_FOLDER where the images are now, or rebuild it with 'mia index build'")
 
     def candidates(self, query_global: np.ndarray, count: int) -> np.ndarray:
         """First stage: entry ids of the ``count`` best global cosines, best first."""
@@ -174,11 +210,15 @@ def _check_files(root: Path, meta: dict, full: bool) -> None:
             raise _damaged(root, f"{name}: sha256 mismatch (the file changed after it was written)")
 
 
-def open_index(root: str | Path, retriever: Retriever | None = None, verify: bool = False) -> SearchIndex:
+def open_index(root: str | Path, retriever: Retriever | None = None, verify: bool = False,
+               gallery_root: str | Path | None = None) -> SearchIndex:
     """Open an index, checking sizes (and the sha256 of small files, of all with ``verify``)
     and that it was built by ``retriever``'s model: a damaged or foreign index is one line,
-    never a wrong answer."""
+    never a wrong answer.  ``gallery_root`` is where the gallery is now, when it moved since
+    the build: entries are stored relative to the gallery folder, so they follow it."""
     root = Path(root)
+    if gallery_root is not None and not Path(gallery_root).is_dir():
+        raise MiaError(f"--gallery-root {gallery_root}: no such directory")
     meta = read_meta(root)
     if retriever is not None and meta.get("model_digest") != retriever.digest:
         raise MiaError(f"index {root} was built with another model than {retriever.model_dir}; "
@@ -194,12 +234,73 @@ def open_index(root: str | Path, retriever: Retriever | None = None, verify: boo
     if len(entries) != count or index.ntotal != count or any(len(a) != count for a in arrays.values()):
         raise _damaged(root, "its files disagree on the number of entries")
     _tune(index, meta["faiss"])
-    folder = Path(meta["gallery"])
-    return SearchIndex(root, meta, [folder / e["path"] for e in entries], [(e["size"], e["mtime"]) for e in entries],
-                        arrays, index)
+    folder = Path(gallery_root).resolve() if gallery_root is not None else Path(meta["gallery"])
+    return SearchIndex(root, meta, folder, [folder / e["path"] for e in entries],
+                       [(e["size"], e["mtime"]) for e in entries], arrays, index)
 
 
 # --------------------------------------------------------------------------- building
+
+
+def _new_array(path: Path, shape: tuple[int, ...], dtype) -> np.memmap:
+    """A new ``.npy`` file, memory-mapped for writing, whose blocks are reserved before it
+    is mapped: ``open_memmap`` makes a sparse file, and a full disk is then found only by
+    the page write that needs a block, as SIGBUS."""
+    dtype = np.dtype(dtype)
+    with open(path, "wb") as file:
+        np.lib.format.write_array_header_1_0(file, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                    "fortran_order": False, "shape": shape})
+        diskspace.reserve(file.fileno(), file.tell() + math.prod(shape) * dtype.itemsize)
+    return np.lib.format.open_memmap(path, mode="r+")
+
+
+def _row_bytes(retriever: Retriever) -> dict[str, int]:
+    """Bytes one entry takes in each stored array, from the image encoder's declared output shapes."""
+    shapes = {o["name"]: o["shape"][1:] for o in retriever.manifest["graphs"]["image_encoder"]["outputs"]}
+    return {name: math.prod(d for d in shapes[name] if isinstance(d, int))
+            * np.dtype(STORED_DTYPES.get(name, np.float32)).itemsize for name in retriever.gallery_features}
+
+
+def _estimated_bytes(retriever: Retriever, folder: Path, paths: list[Path], kind: str) -> int:
+    """About what an index of ``paths`` takes on disk: the feature arrays, the FAISS index
+    (the global vectors in float32, plus ids for ivf and neighbour links for hnsw) and the
+    entry list."""
+    rows = _row_bytes(retriever)
+    dim = rows["image_global"] // np.dtype(STORED_DTYPES["image_global"]).itemsize
+    settings = faiss_settings(len(paths), kind)
+    faiss_entry = 4 * dim + (8 if settings["kind"] == "ivf" else 0) + 8 * settings.get("neighbours", 0)
+    listing = sum(len(p.relative_to(folder).as_posix()) + 64 for p in paths)  # {"path": ..., "size": ..., "mtime": ...}
+    return len(paths) * (sum(rows.values()) + faiss_entry) + listing
+
+
+def _die_with(parent: int) -> None:
+    """In a decoding worker: exit as soon as ``parent`` (the building process) is gone.  A
+    worker would otherwise outlive a parent killed by SIGKILL or a crash: it holds both ends
+    of the pool's queues, so it never sees them close."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+@contextlib.contextmanager
+def _children_ignore_ctrl_c():
+    """Processes started in this block are born ignoring SIGINT (an ignored signal stays
+    ignored through exec, and Python then installs no KeyboardInterrupt handler).  Ctrl-C
+    reaches every process of the terminal's group: the building process cancels the pool's
+    work and shuts it down, where a worker still starting up would print a traceback of its
+    own.  Only the main thread may set handlers; elsewhere the block changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _decode(task: tuple[str, tuple[int, int]]) -> tuple[np.ndarray | None, str | None]:
@@ -216,9 +317,13 @@ def _encode(retriever: Retriever, paths: list[Path], workers: int, batch: int, s
     are decoded in ``workers`` processes while ONNX Runtime encodes in this one."""
     skipped = []
     tasks = [(str(p), tuple(retriever.image_size)) for p in paths]
-    # spawned, not forked: this process runs ONNX Runtime's threads, which a fork would copy mid-flight
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 0 and len(paths) > batch else None
-    decoded = pool.map(_decode, tasks, chunksize=16) if pool else map(_decode, tasks)
+    pool, decoded = None, map(_decode, tasks)
+    if workers > 0 and len(paths) > batch:
+        # spawned, not forked: this process runs ONNX Runtime's threads, which a fork would copy mid-flight
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_die_with,
+                                   initargs=(os.getpid(),))
+        with _children_ignore_ctrl_c():  # map submits every task now, which starts the workers
+            decoded = pool.map(_decode, tasks, chunksize=16)
     try:
         with Progress(len(paths), f"encode gallery ({retriever.providers[0]})", unit="img",
                       enabled=show_progress and bool(paths)) as bar:
@@ -234,9 +339,9 @@ def _encode(retriever: Retriever, paths: list[Path], workers: int, batch: int, s
                     yield positions, retriever.encode_image_arrays(images).arrays
                     pending, positions = [], []
                 bar.update()
-    finally:
+    finally:  # an error or Ctrl-C here or in the consumer leaves nothing to decode
         if pool:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)
     if skipped:
         log(f"index: {describe_skipped(skipped)}")
 
@@ -269,7 +374,9 @@ def finish_index(tmp: Path, folder: Path, paths: list[Path], stamps: list[tuple[
     entries = [{"path": p.relative_to(folder).as_posix(), "size": s, "mtime": m} for p, (s, m) in zip(paths, stamps)]
     (tmp / PATHS).write_text(json.dumps(entries))
     settings = faiss_settings(len(paths), kind)
-    _faiss().write_index(build_faiss(arrays["image_global"], settings), str(tmp / FAISS_FILE))
+    faiss = _faiss()
+    with open(tmp / FAISS_FILE, "wb") as file:  # through Python: a full disk is an ENOSPC, not FAISS's RuntimeError
+        faiss.write_index(build_faiss(arrays["image_global"], settings), faiss.PyCallbackIOWriter(file.write))
     _write_meta(tmp, {"format": FORMAT, **meta, "gallery": str(folder), "entries": len(paths), "faiss": settings})
     return settings
 
@@ -293,7 +400,8 @@ def build_index(retriever: Retriever, gallery: str | Path, out: str | Path, kind
     reusable, previous = _previous_rows(target, retriever, folder)
     old_rows = [reusable.get(p.relative_to(folder).as_posix(), (None, None)) for p in paths]
     old_rows = [row if stamp == s else None for (stamp, row), s in zip(old_rows, stamps)]
-    with atomic.atomic_directory(target, replace=True) as tmp:
+    needed = _estimated_bytes(retriever, folder, paths, kind)
+    with atomic.atomic_directory(target, replace=True, needed=needed, what="index") as tmp:
         arrays, kept = _fill_arrays(tmp, retriever, paths, old_rows, previous, workers, batch, show_progress, log)
         if not any(kept):
             raise MiaError(f"--gallery {folder}: none of its {len(paths)} images could be read")
@@ -320,8 +428,7 @@ def _fill_arrays(tmp, retriever, paths, old_rows, previous, workers, batch, show
 
     def allocate(shapes: dict[str, tuple[int, ...]]) -> None:
         for name, shape in shapes.items():
-            arrays[name] = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", shape=(len(paths), *shape),
-                                                     dtype=STORED_DTYPES.get(name, np.float32))
+            arrays[name] = _new_array(tmp / f"{name}.npy", (len(paths), *shape), STORED_DTYPES.get(name, np.float32))
 
     if previous is not None:
         allocate({name: array.shape[1:] for name, array in previous.arrays.items()})
@@ -329,14 +436,17 @@ def _fill_arrays(tmp, retriever, paths, old_rows, previous, workers, batch, show
             if row is not None:
                 for name, array in arrays.items():
                     array[i] = previous.arrays[name][row]
-    for positions, features in _encode(retriever, [paths[i] for i in todo], workers, batch, show_progress, log):
-        if not arrays:
-            allocate({name: value.shape[1:] for name, value in features.items()})
-        rows = [todo[p] for p in positions]
-        for name, value in features.items():
-            arrays[name][rows] = value
-        for row in rows:
-            kept[row] = True
+    # closed on the way out, error or not: the decoding pool stops now, not when the generator is collected
+    encoding = _encode(retriever, [paths[i] for i in todo], workers, batch, show_progress, log)
+    with contextlib.closing(encoding) as encoded:
+        for positions, features in encoded:
+            if not arrays:
+                allocate({name: value.shape[1:] for name, value in features.items()})
+            rows = [todo[p] for p in positions]
+            for name, value in features.items():
+                arrays[name][rows] = value
+            for row in rows:
+                kept[row] = True
     if not all(kept) and arrays:
         arrays = _squeeze(tmp, arrays, np.flatnonzero(kept))
     for array in arrays.values():
@@ -347,8 +457,7 @@ def _fill_arrays(tmp, retriever, paths, old_rows, previous, workers, batch, show
 def _squeeze(tmp: Path, arrays: dict, rows: np.ndarray) -> dict:
     squeezed = {}
     for name, array in arrays.items():
-        kept = np.lib.format.open_memmap(tmp / f"{name}.kept.npy", mode="w+", dtype=array.dtype,
-                                         shape=(len(rows), *array.shape[1:]))
+        kept = _new_array(tmp / f"{name}.kept.npy", (len(rows), *array.shape[1:]), array.dtype)
         kept[:] = array[rows]
         kept.flush()
         del array
@@ -384,12 +493,12 @@ def merge_shards(out: str | Path, kind: str = "auto", log=print) -> Path:
                 raise MiaError(f"{shard.root}: built with another {key.replace('_', ' ')} than {shards[0].root}")
     check_index_dir(out)
     order = sorted((p, s, r) for s, shard in enumerate(shards) for r, p in enumerate(shard.paths))
-    with atomic.atomic_directory(out, replace=True) as tmp:
+    needed = sum(entry["bytes"] for shard in shards for entry in shard.meta["files"].values())
+    with atomic.atomic_directory(out, replace=True, needed=needed, what="index") as tmp:
         arrays = {}
         for name in first["features"]:
             template = shards[0].arrays[name]
-            arrays[name] = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=template.dtype,
-                                                     shape=(len(order), *template.shape[1:]))
+            arrays[name] = _new_array(tmp / f"{name}.npy", (len(order), *template.shape[1:]), template.dtype)
             for s, shard in enumerate(shards):  # each shard's rows, in one vectorised copy
                 rows = [row for row, (_, owner, _) in enumerate(order) if owner == s]
                 arrays[name][rows] = shard.arrays[name][[r for _, owner, r in order if owner == s]]
