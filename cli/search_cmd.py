@@ -31,14 +31,16 @@ def query_warnings(retriever, description: str) -> list[str]:
 @click.option("--model", "model_dir", required=True, help="exported model directory (mia export onnx)")
 @click.option("--gallery", help="folder of person images (searched recursively; encoded once, then cached)")
 @click.option("--index", "index_dir", help="gallery index from 'mia index build' (two-stage search)")
+@click.option("--gallery-root", help="with --index: where the indexed images are now, if the folder moved since the build")
 @click.option("--rerank", type=COUNT, default=None,
               help="with --index: entries re-scored by the full model after the first stage (default 100)")
 @click.option("--top-k", type=COUNT, default=10, show_default=True, help="how many results to show")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
 @click.option("--html", "html_path", help="also write a self-contained HTML page of the results")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--cache-dir", help="where gallery features are cached (default: MODEL/gallery-cache)")
-def search_command(description, model_dir, gallery, index_dir, rerank, top_k, as_json, html_path, device, cache_dir):
+@click.option("--cache-dir", help="where gallery features are cached (default: ~/.cache/mia/galleries, or $MIA_CACHE_DIR/galleries)")
+def search_command(description, model_dir, gallery, index_dir, gallery_root, rerank, top_k, as_json, html_path, device,
+                   cache_dir):
     """Rank the images under --gallery (or in --index) by how well they match DESCRIPTION."""
     if not description.strip():
         raise MiaError("DESCRIPTION is empty: describe the person to look for")
@@ -56,7 +58,8 @@ def search_command(description, model_dir, gallery, index_dir, rerank, top_k, as
 
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     retriever = Retriever(model_dir, device=device)
-    searcher = Searcher(retriever, gallery, index_dir, cache_dir, rerank, log=log, show_progress=not as_json)
+    searcher = Searcher(retriever, gallery, index_dir, cache_dir, rerank, log=log, show_progress=not as_json,
+                        gallery_root=gallery_root)
     warnings = query_warnings(retriever, description)
     for warning in warnings:
         log(f"warning: {warning}")

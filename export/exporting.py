@@ -12,6 +12,7 @@ after a check that the disk has room for the graphs' weights.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,7 @@ def _manifest(model, tokenizer, payload, backend, opset, exporter, signatures, t
         "format": FORMAT, "mia_version": VERSION, "backend": backend,
         "exporter": exporter if backend == "onnx" else "torch.jit.trace",
         "opset": opset if backend == "onnx" else None,
+        "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "alignments": list(model.active), "weights": {a: spec.weight(a) for a in model.active},
         "image_encoder": spec.image_encoder, "text_encoder": spec.text_encoder,
         "embed_dim": spec.embed_dim, "num_parts": spec.num_parts,

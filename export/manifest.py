@@ -171,3 +171,26 @@ def model_digest(manifest: dict) -> str:
     files = json.dumps(manifest["files"], sort_keys=True)
     preprocessing = json.dumps([manifest["image"], manifest["text"], manifest["alignments"]], sort_keys=True)
     return hashlib.sha256((files + preprocessing).encode()).hexdigest()
+
+
+def model_card(manifest: dict) -> dict:
+    """The model in its users' terms: the data it learnt from, its image and text encoders
+    (and where their training started), when it was exported, and its alignments with their
+    weights.  None of it is read by the runtime, so none of it is required: what a
+    manifest lacks (``exported``, an ISO timestamp, is optional) reads as 'unknown'."""
+    source = manifest.get("source") if isinstance(manifest.get("source"), dict) else {}
+    weights = manifest.get("weights") if isinstance(manifest.get("weights"), dict) else {}
+    return {"trained on": str(source.get("config") or "unknown"),
+            "image encoder": _encoder(manifest.get("image_encoder"), manifest["image"]),
+            "text encoder": _encoder(manifest.get("text_encoder"), manifest["text"]),
+            "exported": str(manifest.get("exported") or "unknown")[:10],
+            "alignments": {name: weights.get(name, 1.0) for name in manifest["alignments"]}}
+
+
+def _encoder(name, side: dict) -> str:
+    """``resnet50 (trained from IMAGENET1K_V2)``: the encoder and the weights its training
+    started from, when the manifest says (``None``: from scratch)."""
+    if "weights" not in side:
+        return str(name or "unknown")
+    start = Path(str(side["weights"])).name if side["weights"] else "scratch"
+    return f"{name or 'unknown'} (trained from {start})"

@@ -14,16 +14,22 @@ class Searcher:
     """``search(query, top_k) -> [(path, score)]`` over a folder or an index."""
 
     def __init__(self, retriever: Retriever, gallery: str | Path | None = None, index: str | Path | None = None,
-                 cache_dir: str | Path | None = None, rerank: int | None = None, log=print, show_progress=True):
+                 cache_dir: str | Path | None = None, rerank: int | None = None, log=print, show_progress=True,
+                 gallery_root: str | Path | None = None):
         if (gallery is None) == (index is None):
             raise MiaError("give exactly one of --gallery FOLDER and --index INDEX")
+        if gallery_root is not None and index is None:
+            raise MiaError("--gallery-root says where an index's images moved to: use it with --index")
         self.retriever = retriever
         if index is not None:
             from mia.export.index import DEFAULT_RERANK, open_index
 
-            self.index, self.folder_index = open_index(index, retriever), None
+            self.index, self.folder_index = open_index(index, retriever, gallery_root=gallery_root), None
+            warning = self.index.check_gallery()  # before any search: a moved gallery would answer stale paths
+            if warning:
+                log(f"warning: {warning}")
             self.rerank = rerank or DEFAULT_RERANK
-            self.paths, self.root = self.index.paths, Path(self.index.meta["gallery"])
+            self.paths, self.root = self.index.paths, self.index.gallery
         else:
             from mia.export.gallery import GalleryIndex
 
