@@ -2,8 +2,10 @@
 
 Commands are imported only when invoked (click's lazy-group pattern): ``mia --help``,
 ``mia list`` and ``mia search`` on an exported model never import torch, so they start
-in a fraction of a second.  The help listing reads each command's summary from
-:data:`COMMANDS` (a test keeps it equal to the commands' own docstrings).
+in a fraction of a second, and they work in a serving install, which has no torch at
+all; a command that needs the train extra says so in one line there.  The help listing
+reads each command's summary from :data:`COMMANDS` (a test keeps it equal to the
+commands' own docstrings).
 """
 
 from __future__ import annotations
@@ -38,6 +40,26 @@ COMMANDS = {
 }
 
 
+#: the top-level module of each package of the train extra (pyproject.toml; a test keeps them
+#: equal), and what a user knows it as
+TRAIN_EXTRA = {"torch": "PyTorch", "torchvision": "torchvision", "onnx": "ONNX", "onnxscript": "onnxscript"}
+
+
+def missing_train_extra(exc: BaseException | None, command: str | None) -> click.ClickException | None:
+    """The one line for ``mia COMMAND`` run where a package of the train extra is not
+    installed (a serving install has no torch), or None when ``exc`` is something else.
+
+    The import may fail under another error (a plugin's component that cannot be imported,
+    an exporter's failure), so the chain of causes is searched.
+    """
+    while exc is not None:
+        if isinstance(exc, ModuleNotFoundError) and exc.name in TRAIN_EXTRA:
+            return click.ClickException(f"mia {command} needs {TRAIN_EXTRA[exc.name]}: "
+                                        f"pip install 'mia-reid[train]' ({exc.name} is not installed)")
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 class UsageLine(click.ClickException):
     """A usage error (bad option value, missing argument) as one line, with click's exit code 2."""
 
@@ -51,7 +73,8 @@ def _usage_line(exc: click.UsageError) -> UsageLine:
 
 class MiaGroup(click.Group):
     """A click group whose commands load on first use and fail with one line: usage errors,
-    :class:`MiaError`, OS errors, and (as a safety net) bugs, see :mod:`mia.cli.failures`."""
+    :class:`MiaError`, OS errors, a missing train extra, and (as a safety net) bugs, see
+    :mod:`mia.cli.failures`."""
 
     _plugins_loaded = False
 
@@ -69,7 +92,13 @@ class MiaGroup(click.Group):
     def get_command(self, ctx, name):
         if name not in self.commands and name in COMMANDS:
             module_name, _, attribute = COMMANDS[name][0].partition(":")
-            self.add_command(getattr(importlib.import_module(module_name), attribute), name)
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if missing := missing_train_extra(exc, name):
+                    raise missing from None
+                raise
+            self.add_command(getattr(module, attribute), name)
         return self.commands.get(name)
 
     def format_commands(self, ctx, formatter):
@@ -85,7 +114,8 @@ class MiaGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MiaError as exc:
-            raise click.ClickException(" ".join(str(exc).split())) from None
+            missing = missing_train_extra(exc, ctx.invoked_subcommand)
+            raise missing or click.ClickException(" ".join(str(exc).split())) from None
         except click.UsageError as exc:
             raise _usage_line(exc) from None
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
@@ -93,6 +123,8 @@ class MiaGroup(click.Group):
         except OSError as exc:  # permission denied, disk full, ...: the user's to fix
             raise click.ClickException(describe_os_error(exc)) from None
         except Exception as exc:  # a bug: still one line, with the traceback kept in a file
+            if missing := missing_train_extra(exc, ctx.invoked_subcommand):
+                raise missing from None
             if debugging():
                 raise
             raise click.ClickException(describe_crash(exc)) from None

@@ -21,7 +21,8 @@ def _tokenizers():
     try:
         import tokenizers
     except ImportError:
-        raise MiaError("this model needs the 'tokenizers' package: pip install 'mia-reid[hf]'") from None
+        raise MiaError("this model needs the 'tokenizers' package, a dependency of mia-reid: "
+                       "pip install 'tokenizers>=0.20'") from None
     return tokenizers
 
 
