@@ -29,9 +29,21 @@ def data():
 @click.option("--test-ids", type=COUNT, default=None, help="identities in test (default: 25% of --ids)")
 @click.option("--workers", type=COUNT, default=None,
               help="processes drawing the images (default: one per core; the output does not depend on it)")
-def synth(out, ids, images_per_id, seed, height, val_ids, test_ids, workers):
+@click.option("--like", type=click.Choice(["cuhk-pedes", "rstpreid"]),
+              help="the split sizes of a real benchmark (identities per split, images per person): a full-size "
+                   "rehearsal with mia train --dry-run; --ids, --val-ids, --test-ids and --images-per-id are then set")
+@click.pass_context
+def synth(ctx, out, ids, images_per_id, seed, height, val_ids, test_ids, workers, like):
     """Generate a synthpedes data set in CUHK-PEDES format (imgs/, reid_raw.json, the
     held-out-wording reid_raw_unseen.json, identities.json and twins.json)."""
+    if like is not None:
+        sized = [f"--{name.replace('_', '-')}" for name in ("ids", "images_per_id", "val_ids", "test_ids")
+                 if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT]
+        if sized:
+            raise MiaError(f"--like {like} sets the sizes: drop {', '.join(sized)}")
+        ids, images_per_id, val_ids, test_ids = sizes_like(like)
+        click.echo(f"like {like}: {ids:,} identities ({ids - val_ids - test_ids:,} train, {val_ids:,} val, "
+                   f"{test_ids:,} test), {images_per_id} images each", err=True)
     if (val_ids or 0) + (test_ids or 0) >= ids:
         raise MiaError(f"--val-ids {val_ids} and --test-ids {test_ids} leave no training identity out of --ids {ids}")
     check_new_dir("--out", out)
@@ -44,6 +56,18 @@ def synth(out, ids, images_per_id, seed, height, val_ids, test_ids, workers):
     except (ValueError, FileExistsError) as exc:
         raise MiaError(f"mia data synth: {exc}") from None
     click.echo(f"wrote {ids * images_per_id} images of {ids} identities to {out} (use --data {out})")
+
+
+def sizes_like(name: str) -> tuple[int, int, int, int]:
+    """(identities, images per person, val identities, test identities) of a synthpedes shaped
+    like the named benchmark's published splits (synthpedes always draws a val split, so
+    only benchmarks with one are offered)."""
+    from mia.core.plugins import get_component
+
+    published = get_component("dataset", name).factory.published
+    images_per_id = max(1, round(published["train"].images / published["train"].identities))
+    return (sum(s.identities for s in published.values()), images_per_id, published["val"].identities,
+            published["test"].identities)
 
 
 @data.command(name="info")

@@ -47,6 +47,8 @@ def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_
                                      show_progress=not as_json, log=log, weights=weights)
         records, metrics, alignments = result.split.records, result.metrics, result.model.active
         similarity, source, extra, outcomes = result.similarity, str(checkpoint_path), {}, result.outcomes
+        if result.selected_on_test and split == "test" and not data:
+            extra["selection"] = "epoch selected on test (--select-on-test): not an unbiased test number"
     else:
         if not model_dir or not data:
             raise MiaError("--backend onnx needs --model DIR and --data SPEC")
@@ -85,8 +87,9 @@ def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_
                                **standard_errors(outcomes, ("R1", "mAP")),
                                **({"twin": intervals["twin"].estimate} if "twin" in intervals else {})}))
     else:
-        where = f" via {extra['providers'][0]}" if extra else ""
+        where = f" via {extra['providers'][0]}" if "providers" in extra else ""
+        selection = f"; {extra['selection']}" if "selection" in extra else ""
         click.echo(f"{split}: {len(query_pids)} queries x {len(gallery_pids)} images{where} "
-                   f"(R1 of a random ranking: {chance:.2f}%)")
+                   f"(R1 of a random ranking: {chance:.2f}%){selection}")
         click.echo(format_metrics_table({"+".join(alignments): metrics}))
         click.echo(format_intervals(intervals, len(np.unique(query_pids))))

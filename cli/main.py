@@ -23,13 +23,14 @@ from mia.core.version import VERSION
 #: name -> ("module:attribute" of the command, its one-line summary)
 COMMANDS = {
     "ablate": ("mia.cli.ablate_cmd:ablate_command",
-               "Train and evaluate every alignment combination with the same budget; report intervals and verdicts."),
+               "Train and evaluate every alignment combination (or variant) with the same budget; report intervals and verdicts."),
     "compare": ("mia.cli.compare_cmd:compare_command",
                 "Paired comparison of two checkpoints (or run directories) on the same queries."),
     "data": ("mia.cli.data_cmd:data", "Generate or inspect data sets."),
     "eval": ("mia.cli.eval_cmd:eval_command", "Evaluate with the standard protocol (every caption queries every image)."),
     "export": ("mia.cli.export_cmd:export", "Export a trained model for deployment."),
     "index": ("mia.cli.index_cmd:index", "Build, merge and verify a gallery index for two-stage search."),
+    "recipes": ("mia.cli.recipes_cmd:recipes", "List training recipes (mia train --recipe NAME), or show one."),
     "search": ("mia.cli.search_cmd:search_command",
                "Rank the images under --gallery (or in --index) by how well they match DESCRIPTION."),
     "serve": ("mia.cli.serve_cmd:serve_command",

@@ -25,8 +25,8 @@ TRAIN_OPTIONS = [
     (("--phrase-words",), "phrase_words", dict(type=COUNT, help="words kept per phrase (default 6)")),
     (("--image-encoder",), "image_encoder", dict(help="registered image encoder (mia list image-encoder)")),
     (("--text-encoder",), "text_encoder", dict(help="registered text encoder")),
-    (("--image-weights",), "image_weights", dict(help="start the image trunk from pretrained weights: imagenet, a torchvision name such as IMAGENET1K_V2, or a local state dict")),
-    (("--text-weights",), "text_weights", dict(help="start the text tower from a pretrained model: a Hugging Face model directory or id (--text-encoder transformer)")),
+    (("--image-weights",), "image_weights", dict(help="start the image trunk from pretrained weights: imagenet, a torchvision name such as IMAGENET1K_V2, a timm or CLIP pretrained tag or Hugging Face id (docs/towers.md), or a local file")),
+    (("--text-weights",), "text_weights", dict(help="start the text tower from a pretrained model: a Hugging Face model directory or id (--text-encoder transformer), or a CLIP tag, id or file (--text-encoder clip:ARCH)")),
     (("--text-lr-mult",), "text_lr_mult", dict(type=NON_NEGATIVE, help="learning-rate multiplier of a pretrained text tower (default 0.1; 0 freezes it)")),
     (("--phrase-encoding",), "phrase_encoding", dict(type=click.Choice(PHRASE_ENCODINGS), help="noun phrases as their own short texts (sequences) or pooled from the caption's outputs (spans); default: the text encoder's")),
     (("--image-size",), "image_size", dict(callback=parse_image_size, help="HEIGHTxWIDTH (default: the image encoder's, 384x128 for the built-ins)")),
@@ -46,8 +46,11 @@ TRAIN_OPTIONS = [
     (("--workers",), "workers", dict(type=NON_NEGATIVE_INT, help="data-loading worker processes (default: cores-1, at most 2 on CPU, at most 16 on GPU)")),
     (("--eval-chunk",), "eval_chunk", dict(type=COUNT, help="queries scored at a time (bounds memory; default 256 on CPU, 1024 on GPU)")),
     (("--select-by",), "select_by", dict(type=click.Choice(SELECTION_METRICS), help="validation metric that picks best.pt (default mAP: half the noise of R1 on val)")),
+    (("--val-share",), "val_share", dict(type=Number(float, above=0, maximum=0.9), help="a data set without a val split gets one: this share of the training people (default 0.1)")),
+    (("--select-on-test",), "select_on_test", dict(is_flag=True, default=None, help="without a val split, pick the epoch on test instead (every number is then labelled as selected on test)")),
     (("--stop-after",), "stop_after", dict(type=COUNT, help="stop after this many epochs of the schedule (resume later)")),
     (("--quiet",), "quiet", dict(is_flag=True, default=None, help="no progress bars")),
+    (("--tensorboard",), "tensorboard", dict(is_flag=True, default=None, help="also write each epoch's losses and validation metrics as TensorBoard events (RUN/tensorboard; pip install 'mia-reid[tensorboard]')")),
     (("--compile",), "compile", dict(type=click.Choice(COMPILE_MODES), help="torch.compile the training step; "
                                      "reduce-overhead replays it as CUDA graphs (the fast path on a GPU; compiling "
                                      "takes a minute or two at the start)")),
@@ -71,18 +74,55 @@ def explicit_options(ctx: click.Context, values: dict) -> dict:
     return given
 
 
-def config_from(base: TrainConfig | None, given: dict) -> TrainConfig:
-    """``base`` (default: the defaults) with ``given`` fields replaced.
-
-    Explicit ``--stages NAME:EPOCHS,...`` also supply ``--align`` and ``--epochs`` when
-    those were not given, so ``--stages global:4,part:2`` alone is a complete request.
-    """
-    data = (base or TrainConfig()).to_dict()
+def command_line_values(given: dict) -> dict:
+    """The fields the command line sets: explicit ``--stages NAME:EPOCHS,...`` also supply
+    ``--align`` and ``--epochs`` when those were not given, so ``--stages global:4,part:2``
+    alone is a complete request."""
+    values = dict(given)
     stages = given.get("stages")
     if stages and stages != "auto":
         pairs = parse_stage_list(stages)
-        data["align"] = [name for name, _ in pairs]
-        data["epochs"] = sum(count for _, count in pairs)
-    data.update(given)
+        values.setdefault("align", [name for name, _ in pairs])
+        values.setdefault("epochs", sum(count for _, count in pairs))
+    return values
+
+
+def config_from(base: TrainConfig | None, given: dict) -> TrainConfig:
+    """``base`` (default: the defaults) with the command line's ``given`` fields replaced."""
+    data = (base or TrainConfig()).to_dict()
+    data.update(command_line_values(given))
     return TrainConfig.from_dict(data)
 
+
+NO_RECIPE = "none"
+
+
+def config_file_options(command):
+    """``--recipe`` and ``--config``: where a configuration starts before the command line."""
+    command = click.option("--config", "config_path", help="a run's config.toml (or any config file) to train "
+                           "again; options given here override it")(command)
+    return click.option("--recipe", help="a recipe to start from: a name from 'mia recipes' or a .toml file "
+                        f"(options given here override it; '{NO_RECIPE}': mia's plain defaults)")(command)
+
+
+def config_files(recipe: str | None, config: str | None, data: str | None, log) -> list:
+    """The recipe and config files under the command line, in order.  A named benchmark
+    given alone (``--data cuhk-pedes:DIR``) gets its paper recipe, said on the first line:
+    a researcher who names CUHK-PEDES expects MIA as published, not mia's quick defaults
+    (global only, a random trunk, ten joint epochs)."""
+    from mia.core.records import named_dataset
+    from mia.core.run_config import default_recipe, load_recipe, read_config_file
+
+    files = []
+    dataset = named_dataset(data) if data is not None else None
+    if recipe is None and config is None and dataset is not None:
+        found = default_recipe(dataset)
+        if found is not None:
+            name, files = found[0], [found[1]]
+            log(f"recipe {name}: {found[1].description} (the default for this data set; "
+                f"--recipe {NO_RECIPE} trains with mia's plain defaults instead)")
+    elif recipe not in (None, NO_RECIPE):
+        files.append(load_recipe(recipe))
+    if config is not None:
+        files.append(read_config_file(config))
+    return files

@@ -92,7 +92,9 @@ def parse_weights_option(ctx, param, value):
 
 
 def parse_seeds(ctx, param, value):
-    """``0,1,2`` -> distinct non-negative integers."""
+    """``0,1,2`` -> distinct non-negative integers (None when not given)."""
+    if value is None:
+        return None
     try:
         seeds = [int(s) for s in value.split(",") if s.strip()]
     except ValueError:

@@ -1,5 +1,6 @@
-"""``mia ablate``: train every alignment combination with the same data, seeds, budget and
-schedule, and evaluate each on the test split (reports: :mod:`mia.core.ablation_report`).
+"""``mia ablate``: train every variant (an alignment combination, or any other setting)
+with the same data, seeds, budget and schedule, and evaluate each on the test split
+(reports: :mod:`mia.core.ablation_report`).
 
 Results go to ``ablation.json`` after every run (atomically) and each run's per-query
 results beside its checkpoints, so an interrupted ablation resumes where it stopped
@@ -10,7 +11,7 @@ intervals are computed from every run, old and new alike.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mia.core import atomic
@@ -30,10 +31,26 @@ def combination_name(alignments: list[str]) -> str:
     return "+".join(alignments)
 
 
-def _settings(base: TrainConfig, combos: list[list[str]], seeds: list[int]) -> dict:
+@dataclass(frozen=True)
+class Variant:
+    """One arm of an ablation: a name and the training settings it changes."""
+
+    name: str
+    changes: dict
+
+    @classmethod
+    def of_alignments(cls, alignments: list[str]) -> "Variant":
+        return cls(combination_name(alignments), {"align": list(alignments)})
+
+
+def _settings(base: TrainConfig, variants: list[Variant], seeds: list[int]) -> dict:
     """What must match for a saved ablation to be resumed (run-only fields excluded)."""
-    config = {k: v for k, v in base.to_dict().items() if k not in RUN_ONLY_FIELDS + ("align", "seed")}
-    return {"config": config, "combinations": [combination_name(c) for c in combos], "seeds": seeds}
+    varied = {key for v in variants for key in v.changes}
+    config = {k: v for k, v in base.to_dict().items() if k not in RUN_ONLY_FIELDS + ("align", "seed", *varied)}
+    settings = {"config": config, "combinations": [v.name for v in variants], "seeds": seeds}
+    if varied != {"align"}:
+        settings["variants"] = {v.name: v.changes for v in variants}
+    return settings
 
 
 def _extends(new: dict, saved: dict) -> bool:
@@ -42,7 +59,8 @@ def _extends(new: dict, saved: dict) -> bool:
     are reused instead of trained again."""
     saved_combos, saved_seeds = saved.get("combinations", []), saved.get("seeds", [])
     return (new["config"] == saved.get("config") and new["combinations"][:len(saved_combos)] == saved_combos
-            and set(saved_seeds) <= set(new["seeds"]))
+            and set(saved_seeds) <= set(new["seeds"])
+            and all(new.get("variants", {}).get(n) == c for n, c in saved.get("variants", {}).items()))
 
 
 def _restricted(weights: dict[str, float], combo: list[str]) -> dict[str, float]:
@@ -50,15 +68,22 @@ def _restricted(weights: dict[str, float], combo: list[str]) -> dict[str, float]
     return {name: w for name, w in weights.items() if canonical_alignments([name])[0] in combo}
 
 
-def run_ablation(base: TrainConfig, combos: list[list[str]], seeds: list[int], out: str | Path,
-                 log=print) -> dict:
+def run_ablation(base: TrainConfig, variants: list[Variant], seeds: list[int], out: str | Path,
+                 log=print, record=None) -> dict:
+    """Train and evaluate every variant at every seed into ``out``; ``record(variants)``
+    writes the grid's config file (``ablation.toml``) once the grid is known to be valid.
+    Each variant's settings replace the base's; its runs are named after it."""
     out = Path(out)
-    combos = [canonical_alignments(c) for c in combos]
-    if base.stages not in (None, "auto"):
-        raise MiaError("mia ablate: --stages NAME:EPOCHS fixes the alignments; use --stages auto (or none)")
-    if len({combination_name(c) for c in combos}) != len(combos):
-        raise MiaError("mia ablate: the same --align combination is given twice")
-    settings = _settings(base, combos, seeds)
+    variants = [replace(v, changes={**v.changes, "align": canonical_alignments(v.changes["align"])})
+                if "align" in v.changes else v for v in variants]
+    aligned = [v.changes.get("align", base.align) for v in variants]
+    for variant, align in zip(variants, aligned):
+        stages = variant.changes.get("stages", base.stages)
+        if stages not in (None, "auto") and "align" in variant.changes:
+            raise MiaError("mia ablate: --stages NAME:EPOCHS fixes the alignments; use --stages auto (or none)")
+    if len({v.name for v in variants}) != len(variants):
+        raise MiaError("mia ablate: the same variant (or --align combination) is given twice")
+    settings = _settings(base, variants, seeds)
     results_path = out / "ablation.json"
     state = {"settings": settings, "runs": []}
     check_ablation_dir(out)
@@ -70,15 +95,19 @@ def run_ablation(base: TrainConfig, combos: list[list[str]], seeds: list[int], o
         state["settings"] = settings
     done = {(r["combination"], r["seed"]) for r in state["runs"]}
     report_split = _report_split(base.data)
-    total = len(combos) * len(seeds)
-    for n, (combo, seed) in enumerate(((c, s) for c in combos for s in seeds), start=1):
-        name = combination_name(combo)
+    if record is not None:
+        record(variants)
+    total = len(variants) * len(seeds)
+    for n, ((variant, combo), seed) in enumerate(((vc, s) for vc in zip(variants, aligned) for s in seeds), start=1):
+        name = variant.name
         if (name, seed) in done:
             log(f"[{n}/{total}] {name} seed {seed}: done earlier, skipped")
             continue
         run_dir = out / "runs" / f"{name}-seed{seed}"
-        config = replace(base, align=combo, seed=seed, out=str(run_dir), weights=_restricted(base.weights, combo),
-                         loss_weights=_restricted(base.loss_weights, combo))
+        config = replace(base, **{k: tuple(v) if k == "image_size" and v is not None else v
+                                  for k, v in variant.changes.items()}, seed=seed, out=str(run_dir))
+        config = replace(config, align=combo, weights=_restricted(config.weights, combo),
+                         loss_weights=_restricted(config.loss_weights, combo))
         resume = (run_dir / "last.pt").exists()
         log(f"[{n}/{total}] {name} seed {seed}: {'resuming' if resume else 'training'} in {run_dir}")
         result = train(config, resume=resume, log=log)

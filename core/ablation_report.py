@@ -67,12 +67,18 @@ def _cell(interval: Interval, signed: bool = False) -> str:
     return f"{interval.estimate:{sign}.2f} [{interval.low:{sign}.2f}, {interval.high:{sign}.2f}]"
 
 
+def arm_label(state: dict) -> str:
+    """What the ablation's arms are: alignment combinations, or variants of other settings."""
+    return "variant" if "variants" in state["settings"] else "alignments"
+
+
 def markdown_table(state: dict, found: dict | None = None) -> str:
     """Mean ± std over seeds per metric; with ``found`` (from :func:`intervals`) the 95%
     intervals, twin accuracy and each combination against the baseline."""
     summary = summarize(state)
     split = state["runs"][0]["split"] if state["runs"] else "test"
-    lines = [f"| alignments ({split}, mean ± std) | seeds | " + " | ".join(METRIC_NAMES)
+    arms = arm_label(state)
+    lines = [f"| {arms} ({split}, mean ± std) | seeds | " + " | ".join(METRIC_NAMES)
              + " | train time (s) | parameters (M) |", "|---|---:|" + "---:|" * (len(METRIC_NAMES) + 2)]
     for name, fields in summary.items():
         cells = [f"{fields[m][0]:.2f} ± {fields[m][1]:.2f}" for m in METRIC_NAMES]
@@ -81,7 +87,7 @@ def markdown_table(state: dict, found: dict | None = None) -> str:
     if not found or not found["combinations"]:
         return "\n".join(lines)
     metrics = list(next(iter(found["combinations"].values())))
-    lines += ["", "| alignments (95% interval over people and seeds) | " + " | ".join(metrics) + " |",
+    lines += ["", f"| {arms} (95% interval over people and seeds) | " + " | ".join(metrics) + " |",
               "|---|" + "---:|" * len(metrics)]
     for name, by_metric in found["combinations"].items():
         lines.append(f"| {name} | " + " | ".join(_cell(by_metric[m]) for m in metrics) + " |")
@@ -107,7 +113,7 @@ def write_reports(state: dict, out: Path) -> dict:
     if not state["runs"]:
         return {}
     found = intervals(state, out)
-    per_run = ["| alignments | seed | " + " | ".join(METRIC_NAMES) + " | twin | best epoch | R1 of each alignment alone |",
+    per_run = [f"| {arm_label(state)} | seed | " + " | ".join(METRIC_NAMES) + " | twin | best epoch | R1 of each alignment alone |",
                "|---|---:|" + "---:|" * (len(METRIC_NAMES) + 2) + "---|"]
     for run in state["runs"]:
         alone = ", ".join(f"{name} {r1:.2f}" for name, r1 in run.get("components", {}).items()) or "-"
@@ -119,6 +125,6 @@ def write_reports(state: dict, out: Path) -> dict:
     metrics = [m for m in COMPARED if found["combinations"] and m in next(iter(found["combinations"].values()))]
     series = {name: [(by[m].estimate, by[m].low, by[m].high) for m in metrics]
               for name, by in found["combinations"].items()}
-    grouped_bar_chart(out / "ablation.png", f"Alignment ablation on {state['settings']['config']['data']} "
+    grouped_bar_chart(out / "ablation.png", f"Ablation on {state['settings']['config']['data']} "
                       f"({state['runs'][0]['split']}, mean over seeds, 95% intervals)", metrics, series)
     return found

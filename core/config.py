@@ -10,7 +10,7 @@ from mia.core.serial import DictRoundTrip
 from mia.core.text_arrays import PHRASE_ENCODINGS
 
 #: fields that may differ between a run and its resumption (they do not change results)
-RUN_ONLY_FIELDS = ("device", "workers", "out", "stop_after", "eval_chunk", "quiet", "compile")
+RUN_ONLY_FIELDS = ("device", "workers", "out", "stop_after", "eval_chunk", "quiet", "compile", "tensorboard")
 
 #: what ``--device`` accepts (auto: CUDA when present)
 DEVICES = ("auto", "cpu", "cuda")
@@ -57,11 +57,21 @@ class TrainConfig(DictRoundTrip):
     out: str = "runs/mia"
     stop_after: int | None = None
     select_by: str = "mAP"  # the validation metric that picks best.pt: the less noisy one (docs/method.md)
+    val_share: float = 0.1  # share of training people carved into val when a data set has none
+    select_on_test: bool = False  # pick the epoch on test when there is no val (labelled wherever reported)
     quiet: bool = False
     compile: str | None = None
+    tensorboard: bool = False
 
     def validate(self) -> None:
         """The same bounds the command line enforces, for Python callers and resumed configs."""
+        problem = self.first_problem()
+        if problem is not None:
+            name, expected, got = problem
+            raise MiaError(f"--{name.replace('_', '-')}: expected {expected}, got {got}")
+
+    def first_problem(self) -> tuple[str, str, object] | None:
+        """(field, what is expected, its value) of the first out-of-bounds field, or None."""
         finite = all(math.isfinite(v) for v in (self.lr, self.weight_decay, self.warmup_epochs, self.margin,
                                                    self.id_weight, *self.weights.values(), *self.loss_weights.values()))
         checks = [
@@ -89,10 +99,13 @@ class TrainConfig(DictRoundTrip):
             ("phrase-words", self.phrase_words >= 1, "at least 1"),
             ("compile", self.compile in (None, *COMPILE_MODES), f"one of {', '.join(COMPILE_MODES)}"),
             ("select-by", self.select_by in SELECTION_METRICS, f"one of {', '.join(SELECTION_METRICS)}"),
+            ("val-share", math.isfinite(self.val_share) and 0 < self.val_share <= 0.9, "a number > 0 and <= 0.9"),
         ]
         for option, ok, expected in checks:
             if not ok:
-                raise MiaError(f"--{option}: expected {expected}, got {getattr(self, option.replace('-', '_'))}")
+                name = option.replace("-", "_")
+                return name, expected, getattr(self, name)
+        return None
 
     def differences(self, other: "TrainConfig") -> list[str]:
         """Names of result-changing fields where two configs disagree."""

@@ -22,7 +22,7 @@ from mia.core.features import ImageFeatures, TextFeatures, select_texts
 from mia.core.metrics import METRIC_NAMES, retrieval_metrics
 from mia.core.model import MiaModel
 from mia.core.progress import Progress
-from mia.core.records import Record, load_dataset
+from mia.core.records import Record, load_dataset, training_dataset
 from mia.core.stages import resolve_weights
 
 
@@ -159,6 +159,7 @@ class CheckpointEvaluation:
     similarity: np.ndarray  # [queries, gallery], for result pages
     components: dict[str, dict[str, float]]  # each alignment scoring alone (when asked for)
     outcomes: QueryOutcomes  # per query: intervals, paired comparisons, twin accuracy; ``metrics`` are their means
+    selected_on_test: bool = False  # the run picked its epoch on test (no val, --select-on-test)
 
 
 def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: str = "test",
@@ -177,7 +178,9 @@ def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: st
     if weights:
         model.spec.weights = {**model.spec.weights, **resolve_weights(weights, model.active)}
     policy = make_policy(resolve_device(device), workers, chunk)
-    dataset = load_dataset(data_spec or config.data)
+    # the run's own data as the run saw it (a carved val split included); other data as it is
+    dataset = (load_dataset(data_spec) if data_spec else
+               training_dataset(config.data, config.val_share, config.seed, config.select_on_test))
     eval_split = prepare_split(dataset.split(split), tokenizer, model.text_settings(), model.chunker, dataset.twins)
     if log:  # after the data's checks: bad input fails before anything is printed
         log(policy.describe())
@@ -197,4 +200,4 @@ def evaluate_checkpoint(checkpoint_path, data_spec: str | None = None, split: st
     components = {key: retrieval_metrics(sim, eval_split.query_pids, eval_split.gallery_pids)
                   for key, sim in similarities.items()}
     return CheckpointEvaluation({m: outcomes.mean(m) for m in METRIC_NAMES}, eval_split, model, fused, components,
-                                outcomes)
+                                outcomes, config.select_on_test and not dataset.has_split("val"))

@@ -76,5 +76,17 @@ def register_phrase_chunkers(register):
 
 
 @hookspec
+def register_recipes(register):
+    """Register training recipes (``mia recipes``, ``mia train --recipe NAME``).
+
+    ``factory() -> str`` returns the recipe's text: a config file in the format of
+    :mod:`mia.core.run_config` (TOML, ``format = "mia-config/1"``, a ``description`` line, an
+    optional ``default_for`` data set and a ``[train]`` table whose values say in comments
+    where they come from).  A plugin that adds a tower or a data set can ship the recipe
+    that trains it.
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Add click commands or groups to the ``mia`` command line."""

@@ -19,9 +19,9 @@ from mia.core.errors import MiaError
 SHOWN = 4  # entries named in a refusal; the rest are counted
 
 #: files a training run writes into its ``--out``
-RUN_FILES = frozenset({"last.pt", "best.pt", "metrics.jsonl", "test-outcomes.npz"})
+RUN_FILES = frozenset({"last.pt", "best.pt", "metrics.jsonl", "test-outcomes.npz", "config.toml", "tensorboard"})
 #: what an ablation writes into its ``--out``
-ABLATION_FILES = frozenset({"ablation.json", "ablation.md", "ablation.png", "runs"})
+ABLATION_FILES = frozenset({"ablation.json", "ablation.md", "ablation.png", "ablation.toml", "runs"})
 #: the generator tag of every page mia writes (``--html`` replaces only such pages)
 PAGE_GENERATOR = '<meta name="generator" content="mia">'
 EXPORT_FORMATS = ("mia-export/1", "mia-export/2")

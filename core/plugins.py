@@ -27,6 +27,7 @@ BUILTIN_PLUGINS = (
     "mia.plugins.alignments",
     "mia.plugins.chunkers",
     "mia.plugins.datasets",
+    "mia.plugins.recipes",
 )
 
 #: component kind -> the hook that fills its registry
@@ -36,6 +37,7 @@ KIND_HOOKS = {
     "alignment": "register_alignments",
     "dataset": "register_datasets",
     "chunker": "register_phrase_chunkers",
+    "recipe": "register_recipes",
 }
 
 

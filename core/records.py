@@ -7,6 +7,7 @@ each problem into a counted, reported skip or a one-line :class:`MiaError`.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,16 +29,67 @@ class Record:
     split: str
 
 
+@dataclass(frozen=True)
+class SplitSize:
+    """How big one split is: what a data set's paper publishes and what a download holds."""
+
+    identities: int
+    images: int
+    captions: int
+
+    @classmethod
+    def of(cls, records: list[Record]) -> "SplitSize":
+        return cls(len({r.person_id for r in records}), len(records), sum(len(r.captions) for r in records))
+
+    def describe(self) -> str:
+        return ", ".join(f"{count:,} {noun if count == 1 else plural}" for count, noun, plural in (
+            (self.identities, "identity", "identities"), (self.images, "image", "images"),
+            (self.captions, "caption", "captions")))
+
+
 @dataclass
 class DataSet:
-    """Checked records of one data set, with the notes on what was skipped and why, and the
-    look-alike pairs of people it declares (``twins``), if any."""
+    """Checked records of one data set, with the notes on what was skipped and why, the
+    look-alike pairs of people it declares (``twins``), if any, and the split sizes its
+    authors published (``published``), for the named benchmarks."""
 
     name: str
     source: str
     records: list[Record]
     notes: list[str] = field(default_factory=list)
     twins: list[tuple[int, int]] = field(default_factory=list)
+    published: dict[str, SplitSize] = field(default_factory=dict)
+
+    def sizes(self) -> dict[str, SplitSize]:
+        return {name: SplitSize.of(self.split(name)) for name in SPLITS if self.has_split(name)}
+
+    def size_differences(self) -> list[str]:
+        """One line per split whose size differs from the published one: an incomplete
+        download, a different release, or images that could not be read."""
+        sizes = self.sizes()
+        lines = []
+        for name, published in self.published.items():
+            held = sizes.get(name, SplitSize(0, 0, 0))
+            if held != published:
+                lines.append(f"{self.name} {name} holds {held.describe()}; published: {published.describe()}")
+        return lines
+
+    def carve_val(self, share: float, seed: int) -> str:
+        """Give ``share`` of train's people (at least one, drawn by ``seed``) a new val split,
+        so that a data set without one never picks its epoch on test; returns what was done.
+        The same people are never in both, and the draw depends only on the seed and the
+        training identities."""
+        people = sorted({r.person_id for r in self.split("train")})
+        count = max(1, round(share * len(people)))
+        if count >= len(people):
+            raise MiaError(f"data set '{self.source}' has no val split and too few training people ({len(people)}) "
+                           f"to carve one at --val-share {share}: give it a val split, or pass --select-on-test")
+        chosen = set(random.Random(seed).sample(people, count))
+        self.records = [Record(r.image, r.captions, r.person_id, "val") if r.split == "train" and r.person_id in chosen
+                        else r for r in self.records]
+        val = SplitSize.of(self.split("val"))
+        return (f"no val split: carved one from train by identity ({val.identities:,} of {len(people):,} people, "
+                f"{val.images:,} images, share {share:g}, seed {seed}); train keeps the rest")
 
     def split(self, name: str) -> list[Record]:
         records = [r for r in self.records if r.split == name]
@@ -52,6 +104,29 @@ class DataSet:
     def eval_split(self) -> str:
         """The split to select models on: val when there is one (CUHK-PEDES), else test."""
         return "val" if self.has_split("val") else "test"
+
+
+def training_dataset(spec: str, val_share: float, seed: int, select_on_test: bool) -> DataSet:
+    """The data set as a run sees it: one without a val split gets one carved from its
+    training people (the epoch is never picked on test), unless ``select_on_test`` asks for
+    test, which is then said in a note.  Training and every later evaluation of the run's
+    checkpoints call this, so they see the same people in the same splits."""
+    dataset = load_dataset(spec)
+    if not dataset.has_split("val"):
+        if select_on_test:
+            dataset.notes.append("no val split: the epoch is selected on test (--select-on-test); every test "
+                                 "number of this run is selected on test")
+        else:
+            dataset.notes.append(dataset.carve_val(val_share, seed))
+    return dataset
+
+
+def named_dataset(spec: str) -> str | None:
+    """The registered data set ``spec`` names (``NAME`` or ``NAME:PATH``), or None for a bare
+    path: a folder in CUHK-PEDES's format (``mia data synth`` writes one) is not CUHK-PEDES,
+    so only a named benchmark is held to its published sizes and gets its recipe."""
+    name = spec.partition(":")[0]
+    return name if name in get_registry("dataset").names() else None
 
 
 def parse_data_spec(spec: str):
@@ -92,6 +167,9 @@ def load_dataset(spec: str, check_images_on_disk: bool = True) -> DataSet:
     twins_of = getattr(component.factory, "twins", None)
     if twins_of is not None:
         dataset.twins = _checked_twins(twins_of(path), dataset, spec)
+    if named_dataset(spec) is not None:
+        dataset.published = getattr(component.factory, "published", None) or {}
+        dataset.notes += dataset.size_differences()
     return dataset
 
 

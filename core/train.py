@@ -31,9 +31,11 @@ from mia.core.outputs import check_run_dir
 from mia.core.model import MiaModel, ModelSpec, create_model, create_tokenizer
 from mia.core.progress import Progress, format_seconds
 from mia.core.phrases import canonical_chunker
-from mia.core.records import load_dataset
+from mia.core.records import training_dataset
+from mia.core.run_config import provenance_lines, write_run_config
 from mia.core.stages import active_at, canonical_alignments, plan_stages, resolve_weights
 from mia.core.step import TrainingStep
+from mia.core.tensorboard_log import EpochBoard, require_tensorboard
 from mia.core.version import VERSION
 
 
@@ -95,7 +97,7 @@ def _optimizer(model: MiaModel, config: TrainConfig) -> torch.optim.Optimizer:
 class Trainer:
     """``Trainer(config).run()`` trains, evaluates each epoch and writes ``config.out``."""
 
-    def __init__(self, config: TrainConfig, resume: bool = False, log=None):
+    def __init__(self, config: TrainConfig, resume: bool = False, log=None, origin: dict[str, str] | None = None):
         config.validate()
         self.config = config
         self.out = Path(config.out)
@@ -106,6 +108,7 @@ class Trainer:
         write = log or (lambda message: print(message, file=sys.stderr))
         self.log = write if self.context.is_main else (lambda message: None)
         self.show_progress = self.context.is_main and not config.quiet
+        self.origin = origin or {}  # where each config value came from, for config.toml
         self.checkpoint = self._resume_point(resume)
 
     def _resume_point(self, resume: bool) -> dict | None:
@@ -127,7 +130,10 @@ class Trainer:
     # -- set-up -------------------------------------------------------------------------
     def _prepare(self) -> None:
         seed_everything(self.config.seed)
-        dataset = load_dataset(self.config.data)
+        config = self.config
+        if config.tensorboard:
+            require_tensorboard()
+        dataset = training_dataset(config.data, config.val_share, config.seed, config.select_on_test)
         for note in dataset.notes:
             self.log(f"data: {note}")
         train_records = dataset.split("train")
@@ -197,6 +203,43 @@ class Trainer:
         self.warmup_steps = max(1, int(config.warmup_epochs * self.steps_per_epoch))
         return pairs
 
+    def _describe(self) -> None:
+        """Where each setting came from (when the command line said), then the execution policy."""
+        for line in provenance_lines(self.config, self.origin) if self.origin else []:
+            self.log(line)
+        self.log(self.policy.describe())
+
+    # -- rehearsal ----------------------------------------------------------------------
+    def rehearse(self, steps: int = 3) -> dict:
+        """``--dry-run``: build everything at full size, time ``steps`` training steps (after
+        one that warms up) and an evaluation of a sample of the eval split, and project an
+        epoch and the whole run from them; nothing is written."""
+        with self.policy.active():
+            self._prepare()
+            self._describe()
+            self.model.active = list(self.stages[-1].alignments)  # the costliest stage
+            self.model.train()
+            batches = iter(self.loader)
+            timed = min(steps, self.steps_per_epoch - 1)
+            for n in range(timed + 1):
+                if n == 1:
+                    started = time.perf_counter()
+                self.step(*next(batches), self.loss_weights(self.model.active))
+            self.step.flush()
+            step_seconds = (time.perf_counter() - started) / max(timed, 1)
+            del batches
+            people = sorted(set(self.eval_split.query_pids.tolist()))
+            sample = set(people[:max(1, len(people) // 10)])
+            subset = prepare_split([r for r in self.eval_split.records if r.person_id in sample], self.tokenizer,
+                                   self.model.text_settings(), self.model.chunker, [])
+            started = time.perf_counter()
+            evaluate(self.model, subset, self.device, self.policy.eval_chunk, self.policy.workers, show_progress=False)
+            eval_seconds = (time.perf_counter() - started) * len(self.eval_split.records) / len(subset.records)
+        epoch_seconds = step_seconds * self.steps_per_epoch + eval_seconds
+        return {"step_seconds": step_seconds, "steps_per_epoch": self.steps_per_epoch, "eval_seconds": eval_seconds,
+                "epoch_seconds": epoch_seconds, "run_seconds": epoch_seconds * self.config.epochs,
+                "peak_memory_bytes": peak_memory(self.device), "device": str(self.device)}
+
     # -- loop ---------------------------------------------------------------------------
     def run(self) -> TrainResult:
         with self.policy.active():
@@ -204,13 +247,16 @@ class Trainer:
 
     def _run(self) -> TrainResult:
         self._prepare()  # bad input fails before anything is printed
-        self.log(self.policy.describe())
+        self._describe()
         start_epoch, history, best = 0, [], {"epoch": 0, "metrics": None}
         if self.checkpoint is not None:
             self._restore()
             start_epoch, history, best = self.checkpoint["epoch"], self.checkpoint["history"], self.checkpoint["best"]
             self.log(f"resuming {self.out} after epoch {start_epoch}")
         self.out.mkdir(parents=True, exist_ok=True)
+        if self.context.is_main and self.checkpoint is None:  # a resumed run keeps the file it started with
+            write_run_config(self.out, self.config, self.origin)
+        board = EpochBoard(self.out) if self.config.tensorboard and self.context.is_main else None
         last_epoch = self.config.epochs
         if self.config.stop_after is not None:
             last_epoch = min(last_epoch, start_epoch + self.config.stop_after)
@@ -231,8 +277,12 @@ class Trainer:
                 best = {"epoch": epoch + 1, "metrics": metrics}
             if self.context.is_main:
                 self._save(epoch + 1, history, best, improved)
+                if board is not None:
+                    board.write(record)
             barrier(self.context)
             self.log(self._epoch_line(record, improved))
+        if board is not None:
+            board.close()
         return TrainResult(self.out, history, best, self.context.is_main)
 
     def _ranking(self, metrics: dict) -> tuple[float, float]:
@@ -312,5 +362,17 @@ class Trainer:
                 f"{record['split']} {metrics}{' (best)' if improved else ''} | ETA {format_seconds(eta)}")
 
 
-def train(config: TrainConfig, resume: bool = False, log=None) -> TrainResult:
-    return Trainer(config, resume=resume, log=log).run()
+def peak_memory(device: torch.device) -> int:
+    """The most memory this process has held: the GPU's allocations on CUDA, else the
+    process's resident set (Linux reports ru_maxrss in KiB)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def train(config: TrainConfig, resume: bool = False, log=None, origin: dict[str, str] | None = None) -> TrainResult:
+    """Train ``config`` into ``config.out``; ``origin`` (field -> where its value came from)
+    annotates the run's config.toml."""
+    return Trainer(config, resume=resume, log=log, origin=origin).run()

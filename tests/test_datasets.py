@@ -32,7 +32,13 @@ def test_cuhk_pedes_reads_the_real_format(tmp_path):
     assert [r.person_id for r in dataset.records] == [1, 2, 3]
     assert dataset.split("train")[0].captions == ("A man in a red coat.", "He wears a red coat and black jeans.")
     assert dataset.split("test")[0].image == root / "imgs" / "cam_a" / "0003.jpg"
-    assert dataset.notes == ["skipped 1 empty caption(s)"]
+    assert dataset.notes[0] == "skipped 1 empty caption(s)"
+    # named as CUHK-PEDES, it is held to the published sizes: one line per split that differs
+    assert dataset.notes[1:] == [
+        "cuhk-pedes train holds 1 identity, 1 image, 2 captions; published: 11,003 identities, 34,054 images, "
+        "68,126 captions", "cuhk-pedes val holds 1 identity, 1 image, 1 caption; published: 1,000 identities, "
+        "3,078 images, 6,158 captions", "cuhk-pedes test holds 1 identity, 1 image, 1 caption; published: 1,000 "
+        "identities, 3,074 images, 6,156 captions"]
     assert dataset.eval_split() == "val"
 
 
@@ -77,7 +83,7 @@ def test_missing_and_corrupt_images_are_counted_and_named(tmp_path):
     (root / "imgs" / "7.jpg").write_bytes(data[: len(data) // 2])  # truncated JPEG
     dataset = load_dataset(f"cuhk-pedes:{root}")
     assert [r.person_id for r in dataset.records] == [1]
-    missing, corrupt = dataset.notes
+    missing, corrupt = dataset.notes[:2]  # then the sizes against CUHK-PEDES's published ones
     assert missing.startswith("skipped 4 missing image file(s) (") and missing.endswith(", ...)")
     assert "2.jpg" in missing
     assert corrupt.startswith("skipped 2 unreadable image file(s)") and "6.jpg" in corrupt and "7.jpg" in corrupt

@@ -259,11 +259,15 @@ CASES = [
     Case("data-unknown-path", lambda w: ["data", "info", w.tmp / "nowhere"], ("neither a data set name",)),
     Case("data-name-needs-path", lambda w: ["data", "info", "cuhk-pedes"], ("--data cuhk-pedes needs a path",)),
     Case("data-unrecognised-folder", lambda w: ["data", "info", user_dir(w, "notes.txt")], ("no data set recognises",)),
-    Case("data-train-without-eval-split", lambda w: ["train", "--data", pedes_folder(w, ["train"] * 10),
-                                                     "--out", w.tmp / "r", *TINY], ("has no 'test' split",)),
-    Case("data-too-few-captions-for-batch", lambda w: ["train", "--data", pedes_folder(w, ["train", "test"]),
-                                                       "--out", w.tmp / "r", *TINY],
-         ("--batch-size 16: the training split has only 2 captions",)),
+    Case("data-train-only-selecting-on-test", lambda w: ["train", "--data", pedes_folder(w, ["train"] * 10),
+                                                         "--recipe", "none", "--select-on-test", "--out", w.tmp / "r",
+                                                         *TINY], ("has no 'test' split",)),
+    Case("data-too-few-people-to-carve-val", lambda w: ["train", "--data", pedes_folder(w, ["train", "test"]),
+                                                        "--recipe", "none", "--out", w.tmp / "r", *TINY],
+         ("has no val split and too few training people (1) to carve one at --val-share 0.1",)),
+    Case("data-too-few-captions-for-batch", lambda w: ["train", "--data", pedes_folder(w, ["train"] * 6 + ["test"]),
+                                                       "--recipe", "none", "--out", w.tmp / "r", *TINY],
+         ("--batch-size 16: the training split has only 10 captions",)),
     # -- options --------------------------------------------------------------------------------
     option_case("workers-negative", lambda w: train_args(w, "--workers", "-1"), "'--workers'", "an integer >= 0"),
     option_case("lr-inf", lambda w: train_args(w, "--lr", "inf"), "'--lr'", "a finite number > 0", "'inf'"),
@@ -640,7 +644,7 @@ def test_export_force_into_the_run_directory_is_refused_and_the_run_is_intact(wo
     before = snapshot(world.run)
     result = run("export", "onnx", "--checkpoint", world.checkpoint, "--out", world.run, "--force")
     assert_one_line_failure(result, 1, (f"--out {world.run} contains {world.checkpoint}",))
-    assert snapshot(world.run) == before and sorted(Path(p).name for p in before) == ["best.pt", "last.pt",
+    assert snapshot(world.run) == before and sorted(Path(p).name for p in before) == ["best.pt", "config.toml", "last.pt",
                                                                                        "metrics.jsonl"]
 
 

@@ -20,6 +20,7 @@ def _reader(fmt: JsonFormat, dataset: str):
 
     read.detect = fmt.detect
     read.twins = fmt.twins
+    read.published = fmt.published
     return read
 
 

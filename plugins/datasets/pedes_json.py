@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from mia.core.errors import MiaError
-from mia.core.records import SPLITS, Record
+from mia.core.records import SPLITS, Record, SplitSize
 
 MAX_PERSON_ID = 2**63 - 1  # person ids live in int64 arrays
 TWINS_FILE = "twins.json"
@@ -21,11 +21,13 @@ TWINS_FILE = "twins.json"
 
 @dataclass(frozen=True)
 class JsonFormat:
-    """Where a format keeps its annotation file and which field names the image."""
+    """Where a format keeps its annotation file, which field names the image, and the split
+    sizes its authors published (what a complete download holds)."""
 
     annotation_file: str
     image_field: str
     image_dir: str = "imgs"
+    published: dict[str, SplitSize] | None = None
 
     def annotation_path(self, path: Path) -> Path:
         return path / self.annotation_file if path.is_dir() else path
@@ -118,6 +120,15 @@ def _load_json_list(path: Path) -> list:
     return data
 
 
-CUHK_PEDES = JsonFormat("reid_raw.json", "file_path")
-ICFG_PEDES = JsonFormat("ICFG-PEDES.json", "file_path")
-RSTPREID = JsonFormat("data_captions.json", "img_path")
+#: Li et al., CVPR 2017, as every later paper quotes them (68,126 train captions: 9 images
+#: have more than two; 80,440 captions in all).
+CUHK_PEDES = JsonFormat("reid_raw.json", "file_path", published={
+    "train": SplitSize(11_003, 34_054, 68_126), "val": SplitSize(1_000, 3_078, 6_158),
+    "test": SplitSize(1_000, 3_074, 6_156)})
+#: Ding et al., SSAN (2021): one caption per image, no val split.
+ICFG_PEDES = JsonFormat("ICFG-PEDES.json", "file_path", published={
+    "train": SplitSize(3_102, 34_674, 34_674), "test": SplitSize(1_000, 19_848, 19_848)})
+#: Zhu et al., DSSL (ACM MM 2021): 5 images per person, 2 captions per image.
+RSTPREID = JsonFormat("data_captions.json", "img_path", published={
+    "train": SplitSize(3_701, 18_505, 37_010), "val": SplitSize(200, 1_000, 2_000),
+    "test": SplitSize(200, 1_000, 2_000)})
