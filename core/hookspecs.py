@@ -22,7 +22,11 @@ def register_image_encoders(register):
     ``--image-weights`` says (a name such as ``imagenet`` or a file).  The module may declare
     ``preprocessing`` (a :class:`mia.core.preprocess.ImagePreprocessing`: mean, std, default
     size; ImageNet statistics at 384x128 otherwise) and ``weights_source`` (recorded as
-    where training started).
+    where training started).  Optional parameters, given only to a factory that names them:
+    ``image_size`` (``--image-size`` or None) and ``config`` (what the module's
+    ``config_dict`` returned, when a checkpoint rebuilds it).  A *family* (``timm``,
+    ``clip``) registers a callable marked ``family = True`` that maps the text after the
+    colon of ``FAMILY:MEMBER`` to such a factory (text encoders alike).
     """
 
 

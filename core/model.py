@@ -5,8 +5,9 @@ towers separable so that each exports on its own.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,7 @@ class ModelSpec(DictRoundTrip):
     image_mean: tuple[float, float, float] = IMAGENET_MEAN  # the image encoder's, set by create_model
     image_std: tuple[float, float, float] = IMAGENET_STD
     image_weights: str | None = None  # where the trunk's training started (provenance, not a path to load)
+    image_config: dict | None = None  # the image encoder's own settings (e.g. a CLIP tower's activation)
     vocab_size: int = 2
     text_config: dict | None = None  # the text encoder's own settings (e.g. a transformer's architecture)
     text_weights: str | None = None  # where the text tower's training started (provenance)
@@ -145,10 +147,44 @@ class MiaModel(nn.Module):
         return result
 
 
+def encoder_factory(kind: str, name: str) -> Callable:
+    """The factory behind ``--image-encoder`` / ``--text-encoder NAME`` (``kind`` is
+    ``image-encoder`` or ``text-encoder``).
+
+    A registered name is its own factory.  A *family* stands for a library's whole
+    catalogue (``timm``, ``clip``): its registered callable is marked ``family = True``, and
+    ``FAMILY:MEMBER`` calls it with ``MEMBER`` to get an ordinary factory back, the way
+    ``--chunker NAME:OPTION`` hands its option to a chunker factory.
+    """
+    family, sep, member = name.partition(":")
+    component = get_component(kind, family)
+    factory = component.factory
+    if not getattr(factory, "family", False):
+        if sep:
+            raise MiaError(f"--{kind} {name}: '{family}' is a single {kind}, not a family; use --{kind} {family}")
+        return factory
+    if not member:
+        raise MiaError(f"--{kind} {name}: names a family; give one of its members, {component.description}")
+    return factory(member)
+
+
+def factory_options(factory: Callable, **options) -> dict:
+    """The keyword ``options`` that ``factory`` takes.  An image encoder's ``image_size`` and
+    ``config`` are optional parts of its contract: only factories that name them (or take
+    ``**kwargs``) get them, so one written before they existed keeps working."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: give it only the contract's core
+        return {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return options
+    return {key: value for key, value in options.items() if key in parameters}
+
+
 def create_tokenizer(text_encoder: str, texts: Iterable[str], min_freq: int, weights: str | None = None):
     """The tokenizer a text encoder reads with: its own (``factory.build_tokenizer``, e.g. a
     pretrained tower's), else mia's word vocabulary built from the training captions."""
-    factory = get_component("text-encoder", text_encoder).factory
+    factory = encoder_factory("text-encoder", text_encoder)
     build = getattr(factory, "build_tokenizer", None)
     if build is not None:
         return build(texts, min_freq, weights)
@@ -171,14 +207,17 @@ def create_model(spec: ModelSpec, image_weights: str | None = None, text_weights
     ``image_weights``/``text_weights`` (training only) start the towers from pretrained
     weights; a rebuilt model gets its weights from a checkpoint instead.  The encoders
     declare what the spec then records: the image encoder its preprocessing (normalisation
-    always, input size when the spec gives none), the text encoder its settings
-    (``config``) and its default phrase encoding.
+    always, input size when the spec gives none) and its settings (``config``), the text
+    encoder its settings and its default phrase encoding.  An image encoder whose factory
+    takes ``image_size`` is built for the spec's size (a ViT's patch grid depends on it).
     """
     spec.alignments = canonical_alignments(spec.alignments)
-    image_factory = get_component("image-encoder", spec.image_encoder).factory
-    text_factory = get_component("text-encoder", spec.text_encoder).factory
+    image_factory = encoder_factory("image-encoder", spec.image_encoder)
+    text_factory = encoder_factory("text-encoder", spec.text_encoder)
     alignments = {name: get_component("alignment", name).factory(spec.embed_dim) for name in spec.alignments}
-    image_encoder = image_factory(spec.embed_dim, spec.num_parts, weights=image_weights)
+    image_encoder = image_factory(spec.embed_dim, spec.num_parts, weights=image_weights,
+                                  **factory_options(image_factory, image_size=spec.image_size, config=spec.image_config))
+    spec.image_config = getattr(image_encoder, "config_dict", None)
     preprocessing = getattr(image_encoder, "preprocessing", ImagePreprocessing())
     spec.image_mean, spec.image_std = tuple(preprocessing.mean), tuple(preprocessing.std)
     spec.image_size = tuple(spec.image_size or preprocessing.size)

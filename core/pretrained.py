@@ -8,6 +8,10 @@ online; offline (``MIA_OFFLINE=1``, or the Hugging Face offline variables) or wh
 download fails, the error is one line naming the file and the folder to put it in, so a
 machine without internet can be prepared by copying one file.  ``--image-weights PATH``
 reads a local state dict instead.
+
+Towers from timm and open_clip keep their weights on the Hugging Face hub:
+:func:`hub_file` finds such a file in the Hugging Face cache the same way (downloading it
+there only when the machine may go online) and names the folder to fill when it cannot.
 """
 
 from __future__ import annotations
@@ -60,20 +64,56 @@ def cache_path(weights) -> Path:
 
 def _fetch(weights, path: Path, label: str) -> None:
     cached = [w.name for w in type(weights) if w is not weights and cache_path(w).is_file()]
-    hint = (f"{label}: {path.name} is not in {path.parent}; put it there (it is {weights.url}), "
-            "or pass --image-weights PATH to a local copy"
-            + (f"; cached here: {', '.join(cached)}" if cached else ""))
+    fetch_url(weights.url, path, label, f"; cached here: {', '.join(cached)}" if cached else "")
+
+
+def fetch_url(url: str, path: Path, label: str, note: str = "") -> None:
+    """Download ``url`` to ``path`` unless offline; either failure is one line naming the
+    file, the folder and the URL (``label`` starts with the option, e.g. ``--image-weights
+    imagenet``; ``note`` adds what else is cached)."""
+    hint = (f"{label}: {path.name} is not in {path.parent}; put it there (it is {url}), "
+            f"or pass {label.split()[0]} PATH to a local copy" + note)
     if offline():
         raise MiaError(hint + " [offline]")
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(weights.url, str(path), progress=True)
+        torch.hub.download_url_to_file(url, str(path), progress=True)
     except Exception as exc:  # no network, proxy, DNS, HTTP errors: all mean "put the file there yourself"
         raise MiaError(f"{hint} [download failed: {type(exc).__name__}]") from None
     finally:
         socket.setdefaulttimeout(previous)
+
+
+def hf_hub_cache() -> Path:
+    """The Hugging Face hub cache as ``huggingface_hub`` finds it, read now (not when
+    ``huggingface_hub`` was imported), so a changed ``HF_HOME`` counts."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def hub_file(repo_id: str, filenames: tuple[str, ...], label: str) -> Path:
+    """The first of ``filenames`` that model repository ``repo_id`` has, from the Hugging
+    Face cache (downloaded there when the machine may go online).  Not found: one line
+    naming the repository, the file and the cache folder to copy it into."""
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise MiaError(f"{label}: resolving {repo_id} needs huggingface_hub: pip install huggingface_hub") from None
+    cache = hf_hub_cache()
+    failure = "offline"
+    for filename in filenames:
+        try:
+            return Path(hf_hub_download(repo_id, filename, cache_dir=cache, local_files_only=offline()))
+        except Exception as exc:  # not cached, not in the repository, no network: try the next name
+            failure = "offline" if offline() else f"download failed: {type(exc).__name__}"
+    folder = cache / f"models--{repo_id.replace('/', '--')}"
+    raise MiaError(f"{label}: {repo_id} ({' or '.join(filenames)}) is not in the Hugging Face cache {cache}; "
+                   f"fetch it where there is internet (`hf download {repo_id} {filenames[0]}`) and copy its "
+                   f"{folder.name} folder into {cache}, or pass {label.split()[0]} PATH to a local copy [{failure}]")
 
 
 def load_image_weights(model_name: str, spec: str) -> tuple[dict, str]:
@@ -94,9 +134,11 @@ def load_image_weights(model_name: str, spec: str) -> tuple[dict, str]:
 
 
 def cached_weights(model_names) -> list[tuple[str, str, Path, bool]]:
-    """(model, weights name, cache file, present?) for every torchvision weights of the models."""
+    """(model, weights name, cache file, present?) for every torchvision weights of the models
+    (names torchvision does not know, such as the ``timm`` and ``clip`` families, have none)."""
     rows = []
-    for model in model_names:
+    known = set(torchvision.models.list_models())
+    for model in (name for name in model_names if name in known):
         for weights in torchvision.models.get_model_weights(model):
             path = cache_path(weights)
             rows.append((model, weights.name, path, path.is_file()))

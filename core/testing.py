@@ -25,6 +25,7 @@ from torch import nn
 
 from mia.core.alignment import undeclared_reads
 from mia.core.features import ImageFeatures, TextFeatures, select_texts
+from mia.core.model import factory_options
 
 TOLERANCE = 1e-4
 
@@ -179,8 +180,9 @@ class _ImageTower(nn.Module):
 def check_image_encoder(factory: Callable, embed_dim: int = 16, num_parts: int = 4, size: tuple[int, int] = (64, 32),
                         export: bool = True) -> None:
     """Shapes ``[B, D]`` and ``[B, K, D]``, batch independence in eval mode, gradients, bf16
-    autocast, a valid ``preprocessing`` declaration, and an ONNX export matching PyTorch."""
-    encoder = factory(embed_dim, num_parts).eval()
+    autocast, a valid ``preprocessing`` declaration, and an ONNX export matching PyTorch.
+    A factory that takes ``image_size`` is built for ``size``."""
+    encoder = factory(embed_dim, num_parts, **factory_options(factory, image_size=size)).eval()
     name = type(encoder).__name__
     preprocessing = getattr(encoder, "preprocessing", None)
     if preprocessing is not None:

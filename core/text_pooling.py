@@ -22,13 +22,26 @@ def masked_max(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return pooled * mask.any(dim=-1, keepdim=True).to(pooled.dtype)
 
 
-POOLS = {"max": masked_max, "mean": masked_mean}
+def masked_last(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``values [..., L, H]`` at the last position where ``mask [..., L]`` is true (0 if none).
+
+    How a causal tower (CLIP's text transformer) summarises a span: its last token is the
+    only one that has read all of it, as the end-of-text token has read the whole caption.
+    Real positions come first and padding after, so the last one is at ``count - 1``.
+    """
+    last = (mask.long().sum(dim=-1, keepdim=True) - 1).clamp(min=0)  # [..., 1]
+    index = last.unsqueeze(-1).expand(*values.shape[:-2], 1, values.shape[-1])
+    pooled = values.gather(-2, index).squeeze(-2)
+    return pooled * mask.any(dim=-1, keepdim=True).to(pooled.dtype)
+
+
+POOLS = {"max": masked_max, "mean": masked_mean, "last": masked_last}
 
 
 def pool_positions(outputs: torch.Tensor, positions: torch.Tensor, mode: str) -> torch.Tensor:
     """Pool ``outputs [N, L, H]`` at 1-based ``positions [N, M, P]`` (0 = padding) -> ``[N, M, H]``.
 
-    ``mode`` is ``"max"`` or ``"mean"``; a phrase without positions gives zeros.
+    ``mode`` names one of :data:`POOLS`; a phrase without positions gives zeros.
     """
     batch, slots, width = positions.shape
     index = (positions - 1).clamp(min=0).reshape(batch, slots * width, 1).expand(-1, -1, outputs.shape[-1])
@@ -39,7 +52,7 @@ def pool_positions(outputs: torch.Tensor, positions: torch.Tensor, mode: str) ->
 class TokenTextEncoder(nn.Module):
     """A text encoder over a token-level tower. Subclasses give ``outputs(tokens) ->
     (per-token [N, L, H], real-token mask [N, L])``, ``sentence_head``, ``phrase_head``,
-    ``phrase_encoding`` and ``pooling`` (``"max"`` or ``"mean"``).
+    ``phrase_encoding`` and ``pooling`` (a name in :data:`POOLS`).
 
     The sentence vector pools the caption's tokens. Noun phrases are pooled from a pass of
     their own (``sequences``) or from the caption's outputs at their positions (``spans``):

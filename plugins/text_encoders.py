@@ -1,5 +1,6 @@
 """Built-in text encoders, registered by reference (imported when a model is built, so
-listing them needs neither torch nor transformers)."""
+listing them needs neither torch nor transformers).  ``clip`` is a family: ``clip:ARCH``
+is the text tower of an open_clip model (see :func:`mia.core.model.encoder_factory`)."""
 
 from __future__ import annotations
 
@@ -12,3 +13,6 @@ def register_text_encoders(register):
              description="300-d word embeddings + 1-layer bi-GRU, masked max-pool (MIA)")
     register("transformer", "mia.plugins.text_transformer:transformer", aliases=("hf",),
              description="pretrained Hugging Face text tower, fine-tuned (--text-weights NAME_OR_DIR; needs mia-reid[hf])")
+    register("clip", "mia.plugins.clip_towers:clip_text_encoder",
+             description="the text tower of an open_clip model as clip:ARCH, e.g. clip:ViT-B-16 "
+                         "(--text-weights openai; needs mia-reid[clip])")

@@ -48,28 +48,52 @@ def _stripe_pool(rows: int, parts: int, device: torch.device, dtype: torch.dtype
 
 
 class StripeEncoder(nn.Module):
-    """CNN trunk -> (global ``[B, D]``, stripes ``[B, K, D]``)."""
+    """Image tower -> (global ``[B, D]``, stripes ``[B, K, D]``).
+
+    The heads and the stripe pooling are the same for every image tower; what a tower
+    gives them is :meth:`pooled_rows`, which a token tower (a ViT) overrides with its
+    class token and the rows of its patch grid.
+    """
 
     preprocessing = ImagePreprocessing()
 
     def __init__(self, trunk: nn.Module, channels: int, embed_dim: int, num_parts: int,
-                 weights_source: str | None = None):
+                 weights_source: str | None = None, global_channels: int | None = None):
         super().__init__()
         self.trunk = trunk
         self.num_parts = num_parts
         self.weights_source = weights_source  # recorded in checkpoints: where training started from
-        self.global_head = nn.Sequential(nn.Linear(channels, embed_dim), nn.BatchNorm1d(embed_dim))
+        # a tower may pool its global vector through a head of its own, to another width
+        self.global_head = nn.Sequential(nn.Linear(global_channels or channels, embed_dim), nn.BatchNorm1d(embed_dim))
         self.part_head = nn.Linear(channels, embed_dim)
         self.part_norm = nn.BatchNorm1d(embed_dim)
 
+    def pooled_rows(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(global features ``[B, C]``, one feature per row of the map ``[B, C, H]``)."""
+        rows = self.trunk(images).mean(dim=3)  # feature map [B, C, H, W] -> [B, C, H]
+        return rows.mean(dim=2), rows
+
     def forward(self, images: torch.Tensor):
-        feature_map = self.trunk(images)  # [B, C, H, W]
-        rows = feature_map.mean(dim=3)  # [B, C, H]
-        global_ = self.global_head(rows.mean(dim=2))
+        pooled, rows = self.pooled_rows(images)
+        global_ = self.global_head(pooled)
         pool = _stripe_pool(int(rows.shape[2]), self.num_parts, rows.device, rows.dtype)
         stripes = torch.matmul(rows, pool).transpose(1, 2)  # [B, K, C]
         parts = self.part_norm(self.part_head(stripes).transpose(1, 2)).transpose(1, 2)
         return global_, parts
+
+
+def check_patch_grid(label: str, size: tuple[int, int], grid: tuple[int, int], num_parts: int) -> None:
+    """A token tower's stripes are bands of whole patch rows, all of one height, so the
+    grid's rows must divide into ``num_parts``; otherwise one line saying what would."""
+    rows, columns = grid
+    if rows % num_parts == 0:
+        return
+    fits = [str(k) for k in range(1, rows + 1) if rows % k == 0]
+    choices = f"{', '.join(fits[:-1])} or {fits[-1]}" if len(fits) > 1 else fits[0]
+    patch = size[0] // rows
+    raise MiaError(f"--num-parts {num_parts}: {label} at {size[0]}x{size[1]} has a {rows}x{columns} patch grid "
+                   f"({patch}-pixel patches) whose {rows} rows do not cut into {num_parts} equal stripes; use "
+                   f"--num-parts {choices}, or an --image-size whose height is a multiple of {num_parts * patch}")
 
 
 def _torchvision_model(name: str, weights: str | None) -> tuple[nn.Module, str | None]:

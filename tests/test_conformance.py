@@ -20,6 +20,7 @@ from mia.plugins.bigru import bigru
 from mia.plugins.chunkers import rule_chunker
 from mia.plugins.torchvision_encoders import mobilenet_v2, resnet18
 from test_plugins import _plugin
+from test_towers import tiny_clip  # noqa: F401  (a fixture)
 
 
 @pytest.mark.parametrize("factory", [GlobalAlignment, PartAlignment, FineAlignment], ids=["global", "part", "fine"])
@@ -30,6 +31,27 @@ def test_builtin_alignments_conform(factory):
 @pytest.mark.parametrize("factory", [resnet18, mobilenet_v2], ids=["resnet18", "mobilenet_v2"])
 def test_builtin_image_encoders_conform(factory):
     check_image_encoder(factory)
+
+
+@pytest.mark.parametrize("name", ["timm:test_vit", "timm:test_resnet"])
+def test_timm_encoders_conform(name):
+    """A ViT (stripes from its patch rows) and a CNN (from its feature map)."""
+    from mia.core.model import encoder_factory
+
+    check_image_encoder(encoder_factory("image-encoder", name))
+
+
+def test_clip_image_tower_conforms(tiny_clip):
+    from mia.core.model import encoder_factory
+
+    check_image_encoder(encoder_factory("image-encoder", f"clip:{tiny_clip}"))
+
+
+@pytest.mark.parametrize("encoding", ["spans", "sequences"])
+def test_clip_text_tower_conforms(tiny_clip, encoding):
+    from mia.core.model import encoder_factory
+
+    check_text_encoder(encoder_factory("text-encoder", f"clip:{tiny_clip}"), phrase_encoding=encoding)
 
 
 @pytest.mark.parametrize("encoding", ["sequences", "spans"])

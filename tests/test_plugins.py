@@ -21,7 +21,7 @@ def _plugin(name, **hooks):
 
 def test_builtins_are_registered_through_the_hooks():
     assert {"resnet50", "resnet18", "mobilenet_v2"} <= set(get_registry("image-encoder").names())
-    assert get_registry("text-encoder").names() == ["bigru", "transformer"]
+    assert get_registry("text-encoder").names() == ["bigru", "clip", "transformer"]
     assert "global" in get_registry("alignment").names()
     assert {"cuhk-pedes", "icfg-pedes", "rstpreid", "synthpedes"} <= set(get_registry("dataset").names())
     assert get_component("alignment", "global-global").name == "global"  # alias
@@ -37,7 +37,7 @@ def test_duplicate_name_names_both_plugins():
 
 
 def test_unknown_name_lists_what_exists():
-    with pytest.raises(MiaError, match=r"unknown image-encoder 'resnet51'; available: mobilenet_v2, resnet18, resnet50"):
+    with pytest.raises(MiaError, match=r"unknown image-encoder 'resnet51'; available: clip, mobilenet_v2, resnet18, resnet50, timm"):
         get_component("image-encoder", "resnet51")
 
 
