@@ -34,5 +34,7 @@ def test_two_process_training_logs_once_writes_once_and_resumes(tiny_synth, tmp_
     # features gathered from both ranks give exactly the single-process evaluation
     single = run("eval", "--checkpoint", out / "last.pt", "--split", "val", "--json", "--workers", 0, "--device", "cpu")
     metrics = json.loads(single.output.strip().splitlines()[-1])
+    one_query = 100 / metrics["queries"]  # what one query's outcome moves a metric by, at most
     for key in ("R1", "R5", "R10", "mAP", "mINP"):
-        assert abs(metrics[key] - history[-1][key]) <= 0.5, key  # batch-size rounding may flip a tie, no more
+        # per-rank batches round differently from one process's: a near-tie may flip, for one query, no more
+        assert abs(metrics[key] - history[-1][key]) <= one_query, key
