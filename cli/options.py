@@ -8,7 +8,7 @@ from click.core import ParameterSource
 
 from mia.cli.params import (COUNT, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, Number, parse_image_size,
                             parse_weights_option)
-from mia.core.config import COMPILE_MODES, SELECTION_METRICS, TrainConfig
+from mia.core.config import COMPILE_MODES, RANKING_NEGATIVES, SELECTION_METRICS, STAGE_SCHEDULES, TrainConfig
 from mia.core.config import DEVICES
 from mia.core.stages import parse_stage_list
 from mia.core.text_arrays import PHRASE_ENCODINGS
@@ -37,7 +37,9 @@ TRAIN_OPTIONS = [
     (("--lr",), "lr", dict(type=POSITIVE, help="peak learning rate of AdamW (default 1e-3)")),
     (("--weight-decay",), "weight_decay", dict(type=NON_NEGATIVE, help="AdamW weight decay (default 1e-4)")),
     (("--warmup-epochs",), "warmup_epochs", dict(type=NON_NEGATIVE, help="linear warm-up length (default 1)")),
+    (("--stage-schedule",), "stage_schedule", dict(type=click.Choice(STAGE_SCHEDULES), help="with --stages: one warm-up and cosine decay over the run (continue, default) or one per stage (restart)")),
     (("--margin",), "margin", dict(type=NON_NEGATIVE, help="ranking-loss margin (default 0.2)")),
+    (("--ranking-negatives",), "ranking_negatives", dict(type=click.Choice(RANKING_NEGATIVES), help="in-batch negatives of the ranking loss: the hardest (default) or all of them, summed (the public MIA re-implementation's)")),
     (("--id-weight",), "id_weight", dict(type=NON_NEGATIVE, help="identity-loss weight (default 1)")),
     (("--min-word-freq",), "min_word_freq", dict(type=COUNT, help="vocabulary: minimum count in train captions (default 2)")),
     (("--max-words",), "max_words", dict(type=COUNT, help="caption length cap in tokens (default 64)")),

@@ -87,17 +87,26 @@ def undeclared_reads(alignment: Alignment, text: TextFeatures, image: ImageFeatu
     return problems
 
 
-def ranking_loss(similarity: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
-    """Bidirectional hinge loss with the hardest in-batch negative (VSE++ style).
+def ranking_loss(similarity: torch.Tensor, labels: torch.Tensor, margin: float,
+                 negatives: str = "hardest") -> torch.Tensor:
+    """Bidirectional hinge loss over the in-batch negatives.
 
     ``similarity[t, i]`` compares text t with image i; pair b is (text b, image b).  Pairs
-    of the same person are never used as negatives.
+    of the same person are never used as negatives.  ``hardest``: each text against its
+    closest wrong image and each image against its closest wrong text (VSE++), mia's
+    default.  ``all``: the hinge summed over every negative, per anchor, as the public MIA
+    re-implementation's triplet loss does (without its slip that takes both terms'
+    negatives from the images).
     """
     positive = similarity.diagonal()
     same_person = labels[:, None] == labels[None, :]
-    negatives = similarity.masked_fill(same_person, float("-inf"))
-    hardest_image = negatives.max(dim=1).values  # for each text, the closest wrong image
-    hardest_text = negatives.max(dim=0).values  # for each image, the closest wrong text
+    if negatives == "all":
+        hinge = F.relu(margin - positive[:, None] + similarity).masked_fill(same_person, 0.0)
+        hinge_t = F.relu(margin - positive[None, :] + similarity).masked_fill(same_person, 0.0)
+        return (hinge.sum(dim=1) + hinge_t.sum(dim=0)).mean()
+    wrong = similarity.masked_fill(same_person, float("-inf"))
+    hardest_image = wrong.max(dim=1).values  # for each text, the closest wrong image
+    hardest_text = wrong.max(dim=0).values  # for each image, the closest wrong text
     text_to_image = F.relu(margin - positive + hardest_image)
     image_to_text = F.relu(margin - positive + hardest_text)
     return (text_to_image + image_to_text).mean()

@@ -15,6 +15,12 @@ RUN_ONLY_FIELDS = ("device", "workers", "out", "stop_after", "eval_chunk", "quie
 #: what ``--device`` accepts (auto: CUDA when present)
 DEVICES = ("auto", "cpu", "cuda")
 
+#: which in-batch negatives the ranking loss uses (core.alignment.ranking_loss)
+RANKING_NEGATIVES = ("hardest", "all")
+
+#: how the learning-rate schedule runs over the stages of --stages
+STAGE_SCHEDULES = ("continue", "restart")
+
 #: validation metrics that may pick the best epoch
 SELECTION_METRICS = ("R1", "mAP")
 
@@ -44,7 +50,9 @@ class TrainConfig(DictRoundTrip):
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
+    stage_schedule: str = "continue"  # "restart": each stage of --stages warms up and decays on its own
     margin: float = 0.2
+    ranking_negatives: str = "hardest"  # or "all", the public re-implementation's (docs/method.md)
     id_weight: float = 1.0
     min_word_freq: int = 2
     max_words: int = 64
@@ -99,6 +107,8 @@ class TrainConfig(DictRoundTrip):
             ("phrase-words", self.phrase_words >= 1, "at least 1"),
             ("compile", self.compile in (None, *COMPILE_MODES), f"one of {', '.join(COMPILE_MODES)}"),
             ("select-by", self.select_by in SELECTION_METRICS, f"one of {', '.join(SELECTION_METRICS)}"),
+            ("ranking-negatives", self.ranking_negatives in RANKING_NEGATIVES, f"one of {', '.join(RANKING_NEGATIVES)}"),
+            ("stage-schedule", self.stage_schedule in STAGE_SCHEDULES, f"one of {', '.join(STAGE_SCHEDULES)}"),
             ("val-share", math.isfinite(self.val_share) and 0 < self.val_share <= 0.9, "a number > 0 and <= 0.9"),
         ]
         for option, ok, expected in checks:

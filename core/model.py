@@ -120,13 +120,15 @@ class MiaModel(nn.Module):
                     for name, prepared in gallery.items())
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor, phrases: torch.Tensor, labels: torch.Tensor,
-                loss_weights: dict[str, float], margin: float, id_weight: float) -> dict[str, torch.Tensor]:
+                loss_weights: dict[str, float], margin: float, id_weight: float,
+                negatives: str = "hardest") -> dict[str, torch.Tensor]:
         """One training step's losses (a forward, so DistributedDataParallel can wrap it)."""
         text, image = self.encode_text(tokens, phrases), self.encode_image(images)
-        return self.losses(text, image, labels, loss_weights, margin, id_weight)
+        return self.losses(text, image, labels, loss_weights, margin, id_weight, negatives)
 
     def losses(self, text: TextFeatures, image: ImageFeatures, labels: torch.Tensor,
-               loss_weights: dict[str, float], margin: float, id_weight: float) -> dict[str, torch.Tensor]:
+               loss_weights: dict[str, float], margin: float, id_weight: float,
+               negatives: str = "hardest") -> dict[str, torch.Tensor]:
         """Ranking + identity loss of each alignment in ``loss_weights`` (the active stage's),
         scaled by its weight.  Every alignment's identity features go through the shared
         classifier in one call: its ``[identities, D]`` weight (11,003 rows on CUHK-PEDES) is
@@ -134,7 +136,7 @@ class MiaModel(nn.Module):
         result, owners, features = {}, [], []
         for name, weight in loss_weights.items():
             similarity, own = self.alignments[name].training_outputs(text, image)
-            result[f"{name}/rank"] = weight * ranking_loss(similarity.float(), labels, margin)
+            result[f"{name}/rank"] = weight * ranking_loss(similarity.float(), labels, margin, negatives)
             if own and id_weight > 0:
                 owners.append((name, weight, len(own)))
                 features.extend(own)

@@ -184,7 +184,7 @@ class Trainer:
         if config.compile:  # evaluation keeps the plain model: other shapes, no backward
             self.train_model = torch.compile(self.train_model, mode=config.compile)
         self.step = TrainingStep(self.train_model, self.optimizer, self.device, config.margin, config.id_weight,
-                                 (self.spec.image_mean, self.spec.image_std))
+                                 (self.spec.image_mean, self.spec.image_std), config.ranking_negatives)
 
     def _build_loader(self, train_records, settings, chunker) -> PairDataset:
         """(image, caption) pairs, sharded by rank, decoded and augmented in workers."""
@@ -312,11 +312,12 @@ class Trainer:
         label = f"epoch {epoch + 1}/{config.epochs}"
         waited, asked = 0.0, started  # seconds blocked on the loader: what separates an epoch from bench_train
         with Progress(self.steps_per_epoch, label, unit="batch", enabled=self.show_progress) as bar:
+            start, span = self._schedule_span(epoch)
             for i, (images, tokens, phrases, labels) in enumerate(self.loader):
                 waited += time.perf_counter() - asked
-                step = epoch * self.steps_per_epoch + i
+                step = epoch * self.steps_per_epoch + i - start
                 for group in self.optimizer.param_groups:
-                    group["lr"] = config.lr * group.get("lr_mult", 1.0) * lr_factor(step, self.warmup_steps, self.total_steps)
+                    group["lr"] = config.lr * group.get("lr_mult", 1.0) * lr_factor(step, self.warmup_steps, span)
                 done = self.step(images, tokens, phrases, labels, self.loss_weights(active))
                 bar.update(**self._tally(done, totals))
                 asked = time.perf_counter()
@@ -329,6 +330,20 @@ class Trainer:
         averages = mean_over_ranks({name: total / self.steps_per_epoch for name, total in totals.items()}, self.context)
         record.update({name: round(value, 5) for name, value in averages.items()})
         return record
+
+    def _schedule_span(self, epoch: int) -> tuple[int, int]:
+        """(first step, steps) of the learning-rate schedule that ``epoch`` belongs to: the
+        whole run, or with ``--stage-schedule restart`` the epoch's stage of ``--stages``,
+        which then warms up and decays on its own (as the public MIA re-implementation's
+        stages each start their optimiser afresh)."""
+        if self.config.stage_schedule != "restart":
+            return 0, self.total_steps
+        first = 0
+        for stage in self.stages:
+            if epoch < first + stage.epochs:
+                return first * self.steps_per_epoch, stage.epochs * self.steps_per_epoch
+            first += stage.epochs
+        return 0, self.total_steps
 
     def loss_weights(self, active) -> dict[str, float]:
         return {name: self.alignment_loss_weights.get(name, 1.0) for name in active}

@@ -61,6 +61,20 @@ def test_ranking_loss_uses_hardest_negative_and_skips_same_person():
     assert ranking_loss(sim, labels, margin).item() == pytest.approx(expected)
 
 
+def test_ranking_loss_with_all_negatives_sums_every_wrong_pair():
+    """The public re-implementation's variant: every negative of each anchor, summed."""
+    sim = torch.tensor([[0.9, 0.5, 0.8], [0.1, 0.7, 0.0], [0.85, 0.2, 0.6]])
+    labels = torch.tensor([0, 1, 0])
+    margin = 0.6  # wide enough that several negatives are inside it
+    hinge = lambda positive, negative: max(0.0, margin - positive + negative)  # noqa: E731
+    # text t against the wrong images of its row; image i against the wrong texts of its column
+    t2i = [hinge(0.9, 0.5), hinge(0.7, 0.1) + hinge(0.7, 0.0), hinge(0.6, 0.2)]
+    i2t = [hinge(0.9, 0.1), hinge(0.7, 0.5) + hinge(0.7, 0.2), hinge(0.6, 0.0)]
+    expected = (sum(t2i) + sum(i2t)) / 3
+    assert ranking_loss(sim, labels, margin, "all").item() == pytest.approx(expected)
+    assert ranking_loss(sim, labels, margin, "all").item() > ranking_loss(sim, labels, margin).item()
+
+
 def test_global_similarity_is_cosine_for_all_pairs():
     model = create_model(ModelSpec(image_encoder="resnet18", embed_dim=16, vocab_size=10, num_classes=4)).eval()
     image = model.encode_image(torch.randn(3, 3, 64, 32))
