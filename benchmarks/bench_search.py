@@ -34,7 +34,7 @@ def peak_rss_gib() -> float:
 
 def random_index(directory: Path, retriever, entries: int, embed_dim: int, parts: int, kind: str) -> float:
     """Write an index of random entries the way ``mia index build`` lays it out; returns seconds."""
-    from mia.export.index import STORED_DTYPES, finish_index
+    from mia.export.store import STORED_DTYPES, finish_store
 
     started = time.perf_counter()
     rng = np.random.default_rng(0)
@@ -49,7 +49,7 @@ def random_index(directory: Path, retriever, entries: int, embed_dim: int, parts
         array.flush()
     folder = Path("/gallery")
     paths = [folder / f"{i:07d}.jpg" for i in range(entries)]
-    finish_index(directory, folder, paths, [(0, 0)] * entries, arrays, kind,
+    finish_store(directory, folder, paths, [(0, 0)] * entries, arrays, kind,
                  {"model_digest": retriever.digest, "features": sorted(arrays), "shard": {"rank": 0, "world_size": 1}})
     return time.perf_counter() - started
 
@@ -76,7 +76,7 @@ def exhaustive_seconds(retriever, index, text: dict, chunk: int = 100_000) -> fl
 
 
 def two_stage_seconds(retriever, index, text: dict, rerank: int) -> float:
-    """What ``SearchIndex.search`` does after encoding the query: FAISS, then the fused score."""
+    """What ``GalleryStore.rank`` does after encoding the query: FAISS, then the fused score."""
     from mia.export.runtime import EncodedImages
 
     started = time.perf_counter()
@@ -87,7 +87,7 @@ def two_stage_seconds(retriever, index, text: dict, rerank: int) -> float:
 
 
 def speed(args) -> None:
-    from mia.export.index import open_index
+    from mia.export.store import open_store
     from mia.export.runtime import Retriever
 
     work = Path(tempfile.mkdtemp(prefix="bench-search-", dir=args.work))
@@ -97,7 +97,7 @@ def speed(args) -> None:
         index_dir.mkdir()
         build = random_index(index_dir, retriever, args.entries, args.embed_dim, args.parts, args.index_type)
         build_rss = peak_rss_gib()
-        index = open_index(index_dir, retriever)
+        index = open_store(index_dir, retriever)
         texts = queries(retriever, args.queries)
         for text in texts[:3]:  # warm the page cache and ONNX Runtime
             two_stage_seconds(retriever, index, text, args.rerank)
@@ -117,10 +117,36 @@ def speed(args) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def two_stage_quality(retriever, index, captions: list[str], query_pids: np.ndarray, gallery_pids: np.ndarray,
+                      reranks: list[int], top_k: int = 10) -> dict:
+    """Two-stage search against scoring every entry, on the same stored features: per
+    ``rerank`` N, the share of queries whose top ``top_k`` is the same list, and R1/mAP of
+    both rankings (two-stage: the N re-scored first, the rest by global cosine)."""
+    from mia.core.metrics import retrieval_metrics, top_k as best_of
+    from mia.export.runtime import EncodedImages
+    from mia.export.store import unit_rows
+
+    texts = retriever.encode_texts(captions)
+    gallery = EncodedImages({name: np.asarray(array, dtype=np.float32) for name, array in index.arrays.items()})
+    full = retriever.score(texts, gallery)
+    cosines = unit_rows(texts["text_global"]) @ unit_rows(gallery.arrays["image_global"]).T
+    exhaustive_top = best_of(full, top_k)[0]
+    result = {"queries": len(captions), "gallery": len(index), "exhaustive": retrieval_metrics(full, query_pids, gallery_pids)}
+    for rerank in reranks:
+        _, candidates = index.faiss.search(unit_rows(texts["text_global"]), min(rerank, len(index)))
+        staged = cosines - (np.abs(full).max() + 2.0)  # every entry not re-scored ranks below the re-scored ones
+        rows = np.arange(len(captions))[:, None]
+        staged[rows, candidates] = full[rows, candidates]
+        same = (best_of(staged, top_k)[0] == exhaustive_top).all(axis=1)
+        result[rerank] = {"top_k_agreement": float(same.mean()),
+                          **{f"two_stage_{k}": v for k, v in retrieval_metrics(staged, query_pids, gallery_pids).items()}}
+    return result
+
+
 def quality(args) -> None:
     """Two-stage against exhaustive on a real split: which --rerank keeps the top-10."""
     from mia.core.records import load_dataset
-    from mia.export.index import build_index, open_index, two_stage_quality
+    from mia.export.store import build_index, open_store
     from mia.export.runtime import Retriever
 
     retriever = Retriever(args.model, device="cpu")
@@ -129,7 +155,7 @@ def quality(args) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-quality-", dir=args.work))
     try:
         build_index(retriever, folder, work / "index", workers=max(1, args.workers), log=lambda m: None)
-        index = open_index(work / "index", retriever)
+        index = open_store(work / "index", retriever)
         by_path = {r.image.resolve(): r.person_id for r in records}
         gallery_pids = np.asarray([by_path[p] for p in index.paths])
         captions = [c for r in records for c in r.captions]

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import click
 
-from mia.cli.options import command_line_values, config_file_options, config_files, explicit_options, train_options
+from mia.cli.options import (command_line_values, config_file_options, config_files, explicit_options, shown_default,
+                             train_options)
 from mia.cli.params import parse_list, parse_seeds
 from mia.core.ablation import Variant, run_ablation
 from mia.core.ablation_report import intervals, markdown_table
 from mia.core.errors import MiaError
 
 VARIANT_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+#: the seeds of an ablation that names none (nor does its --config)
+DEFAULT_SEEDS = (0,)
 
 
 def parse_variant(text: str) -> Variant:
@@ -36,7 +39,7 @@ def parse_variant(text: str) -> Variant:
 @click.option("--variant", "variants", multiple=True,
               help="one arm per use, the first the baseline: NAME[: KEY=VALUE ...], e.g. --variant joint "
                    "--variant 'staged: stages=global:3,part:1,fine:1'")
-@click.option("--seeds", callback=parse_seeds, help="comma-separated seeds (default 0, or --config's)")
+@click.option("--seeds", callback=parse_seeds, help=f"comma-separated seeds (default {shown_default(DEFAULT_SEEDS)}, or --config's)")
 @config_file_options
 @train_options
 @click.option("--out", required=True, help="ablation directory (ablation.json/.md/.png/.toml, runs/)")
@@ -61,7 +64,7 @@ def ablate_command(ctx, combinations, variants, seeds, recipe, config_path, out,
         arms, recorded = [Variant.of_alignments(c) for c in combos], {"align": combos}
     else:
         raise MiaError("mia ablate needs --align (one combination per use), --variant, or --config OUT/ablation.toml")
-    seeds = seeds or grid.get("seeds") or [0]
+    seeds = seeds or grid.get("seeds") or list(DEFAULT_SEEDS)
     base, origin = resolve(files, command_line_values(given))
     base.validate()
 

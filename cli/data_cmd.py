@@ -25,8 +25,8 @@ def data():
 @click.option("--images-per-id", type=COUNT, default=SynthConfig.images_per_id, show_default=True)
 @click.option("--seed", type=NON_NEGATIVE_INT, default=SynthConfig.seed, show_default=True)
 @click.option("--height", type=Number(int, minimum=32), default=SynthConfig.height, show_default=True, help="nominal crop height")
-@click.option("--val-ids", type=COUNT, default=None, help="identities in val (default: 10% of --ids)")
-@click.option("--test-ids", type=COUNT, default=None, help="identities in test (default: 25% of --ids)")
+@click.option("--val-ids", type=COUNT, default=None, help=f"identities in val (default: {SynthConfig.val_fraction:.0%} of --ids)")
+@click.option("--test-ids", type=COUNT, default=None, help=f"identities in test (default: {SynthConfig.test_fraction:.0%} of --ids)")
 @click.option("--workers", type=COUNT, default=None,
               help="processes drawing the images (default: one per core; the output does not depend on it)")
 @click.option("--like", type=click.Choice(["cuhk-pedes", "rstpreid"]),

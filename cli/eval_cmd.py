@@ -8,8 +8,8 @@ import click
 import numpy as np
 
 from mia.cli.params import COUNT, NON_NEGATIVE_INT, parse_weights_option
-from mia.core.bootstrap import format_intervals, outcome_intervals, query_outcomes, standard_errors
-from mia.core.config import DEVICES
+from mia.core.intervals import format_intervals, outcome_intervals, query_outcomes, standard_errors
+from mia.core.config import DEVICES, EVAL_CHUNK
 from mia.core.errors import MiaError
 from mia.core.outputs import check_page_path
 from mia.core.metrics import chance_r1, format_metrics_table, top_k
@@ -24,7 +24,7 @@ from mia.core.records import SPLITS, load_dataset
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--eval-chunk", type=COUNT, default=None,
-              help="queries scored at a time (bounds memory; default 256 on CPU, 1024 on GPU)")
+              help=f"queries scored at a time (bounds memory; default {EVAL_CHUNK['cpu']} on CPU, {EVAL_CHUNK['cuda']} on GPU)")
 @click.option("--workers", type=NON_NEGATIVE_INT, default=None, help="image-decoding worker processes (torch backend)")
 @click.option("--weights", callback=parse_weights_option,
               help="override the checkpoint's score fusion weights, e.g. part=0 (--backend torch)")

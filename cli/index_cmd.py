@@ -44,7 +44,7 @@ def build(model_dir, gallery, out, index_type, workers, batch_size, device):
     Under a launcher that sets RANK and WORLD_SIZE each process encodes its share into
     OUT.shard-RANK-of-WORLD; join them with 'mia index merge OUT'.
     """
-    from mia.export.index import build_index
+    from mia.export.store import build_index
     from mia.export.runtime import Retriever
 
     rank, world = _launcher_rank()
@@ -58,7 +58,7 @@ def build(model_dir, gallery, out, index_type, workers, batch_size, device):
 @click.option("--index-type", type=click.Choice(INDEX_TYPES), default="auto", show_default=True)
 def merge(out, index_type):
     """Join the shards beside OUT (OUT.shard-*-of-N) into the index OUT."""
-    from mia.export.index import merge_shards
+    from mia.export.store import merge_shards
 
     merge_shards(out, index_type, log=lambda m: click.echo(m, err=True))
 
@@ -67,7 +67,9 @@ def merge(out, index_type):
 @click.argument("path")
 def verify(path):
     """Check every file of an index against its size and sha256."""
-    from mia.export.index import open_index
+    from mia.export.store import open_store
 
-    opened = open_index(path, verify=True)
-    click.echo(f"{path}: {len(opened)} images, FAISS {opened.meta['faiss']['kind']}, every file intact")
+    opened = open_store(path, verify=True)
+    first_stage = opened.meta["faiss"]
+    stage = f"FAISS {first_stage['kind']}" if first_stage else "no FAISS first stage (a --gallery cache)"
+    click.echo(f"{path}: {len(opened)} images, {stage}, every file intact")

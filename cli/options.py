@@ -6,12 +6,9 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from mia.cli.params import (COUNT, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, Number, parse_image_size,
-                            parse_weights_option)
-from mia.core.config import COMPILE_MODES, RANKING_NEGATIVES, SELECTION_METRICS, STAGE_SCHEDULES, TrainConfig
-from mia.core.config import DEVICES
+from mia.cli.params import Number, parse_image_size, parse_weights_option
+from mia.core.config import BOUNDS, CHOICES, EVAL_CHUNK, WORKER_CAP, TrainConfig
 from mia.core.stages import parse_stage_list
-from mia.core.text_arrays import PHRASE_ENCODINGS
 
 
 #: (option declaration, TrainConfig field, click keyword arguments); --align is per command
@@ -20,49 +17,73 @@ TRAIN_OPTIONS = [
     (("--stages",), "stages", dict(help="step training: NAME:EPOCHS,... (cumulative) or 'auto' (split --epochs over --align)")),
     (("--weights",), "weights", dict(callback=parse_weights_option, help="score fusion weights, e.g. global=1,part=0.5,fine=0.5 (default 1 each)")),
     (("--loss-weights",), "loss_weights", dict(callback=parse_weights_option, help="per-alignment training loss weights, e.g. global=1,fine=0.5 (default 1 each)")),
-    (("--chunker",), "chunker", dict(help="noun-phrase chunker: rules (default) or spacy:PIPELINE")),
-    (("--max-phrases",), "max_phrases", dict(type=COUNT, help="noun phrases kept per caption (default 10)")),
-    (("--phrase-words",), "phrase_words", dict(type=COUNT, help="words kept per phrase (default 6)")),
+    (("--chunker",), "chunker", dict(help="noun-phrase chunker: {default} (default) or spacy:PIPELINE")),
+    (("--max-phrases",), "max_phrases", dict(help="noun phrases kept per caption (default {default})")),
+    (("--phrase-words",), "phrase_words", dict(help="words kept per phrase (default {default})")),
     (("--image-encoder",), "image_encoder", dict(help="registered image encoder (mia list image-encoder)")),
     (("--text-encoder",), "text_encoder", dict(help="registered text encoder")),
-    (("--image-weights",), "image_weights", dict(help="start the image trunk from pretrained weights: imagenet, a torchvision name such as IMAGENET1K_V2, a timm or CLIP pretrained tag or Hugging Face id (docs/towers.md), or a local file")),
-    (("--text-weights",), "text_weights", dict(help="start the text tower from a pretrained model: a Hugging Face model directory or id (--text-encoder transformer), or a CLIP tag, id or file (--text-encoder clip:ARCH)")),
-    (("--text-lr-mult",), "text_lr_mult", dict(type=NON_NEGATIVE, help="learning-rate multiplier of a pretrained text tower (default 0.1; 0 freezes it)")),
-    (("--phrase-encoding",), "phrase_encoding", dict(type=click.Choice(PHRASE_ENCODINGS), help="noun phrases as their own short texts (sequences) or pooled from the caption's outputs (spans); default: the text encoder's")),
+    (("--image-weights",), "image_weights", dict(help="start the image trunk from pretrained weights: imagenet, a torchvision name such as IMAGENET1K_V2, a timm or CLIP pretrained tag or Hugging Face id (docs/towers.md), or a local file; 'none': random weights, whatever a recipe says")),
+    (("--text-weights",), "text_weights", dict(help="start the text tower from a pretrained model: a Hugging Face model directory or id (--text-encoder transformer), or a CLIP tag, id or file (--text-encoder clip:ARCH); 'none': random weights")),
+    (("--text-lr-mult",), "text_lr_mult", dict(help="learning-rate multiplier of a pretrained text tower (default {default}; 0 freezes it)")),
+    (("--phrase-encoding",), "phrase_encoding", dict(help="noun phrases as their own short texts (sequences) or pooled from the caption's outputs (spans); default: the text encoder's")),
     (("--image-size",), "image_size", dict(callback=parse_image_size, help="HEIGHTxWIDTH (default: the image encoder's, 384x128 for the built-ins)")),
-    (("--num-parts",), "num_parts", dict(type=COUNT, help="horizontal image stripes K (default 6)")),
-    (("--embed-dim",), "embed_dim", dict(type=COUNT, help="joint embedding size (default 512)")),
-    (("--epochs",), "epochs", dict(type=COUNT, help="training epochs (default 10)")),
-    (("--batch-size",), "batch_size", dict(type=Number(int, minimum=2), help="pairs per batch (default 64)")),
-    (("--lr",), "lr", dict(type=POSITIVE, help="peak learning rate of AdamW (default 1e-3)")),
-    (("--weight-decay",), "weight_decay", dict(type=NON_NEGATIVE, help="AdamW weight decay (default 1e-4)")),
-    (("--warmup-epochs",), "warmup_epochs", dict(type=NON_NEGATIVE, help="linear warm-up length (default 1)")),
-    (("--stage-schedule",), "stage_schedule", dict(type=click.Choice(STAGE_SCHEDULES), help="with --stages: one warm-up and cosine decay over the run (continue, default) or one per stage (restart)")),
-    (("--margin",), "margin", dict(type=NON_NEGATIVE, help="ranking-loss margin (default 0.2)")),
-    (("--ranking-negatives",), "ranking_negatives", dict(type=click.Choice(RANKING_NEGATIVES), help="in-batch negatives of the ranking loss: the hardest (default) or all of them, summed (the public MIA re-implementation's)")),
-    (("--id-weight",), "id_weight", dict(type=NON_NEGATIVE, help="identity-loss weight (default 1)")),
-    (("--min-word-freq",), "min_word_freq", dict(type=COUNT, help="vocabulary: minimum count in train captions (default 2)")),
-    (("--max-words",), "max_words", dict(type=COUNT, help="caption length cap in tokens (default 64)")),
-    (("--seed",), "seed", dict(type=NON_NEGATIVE_INT, help="random seed (default 0)")),
-    (("--device",), "device", dict(type=click.Choice(DEVICES), help="auto (CUDA if present), cpu or cuda")),
-    (("--workers",), "workers", dict(type=NON_NEGATIVE_INT, help="data-loading worker processes (default: cores-1, at most 2 on CPU, at most 16 on GPU)")),
-    (("--eval-chunk",), "eval_chunk", dict(type=COUNT, help="queries scored at a time (bounds memory; default 256 on CPU, 1024 on GPU)")),
-    (("--select-by",), "select_by", dict(type=click.Choice(SELECTION_METRICS), help="validation metric that picks best.pt (default mAP: half the noise of R1 on val)")),
-    (("--val-share",), "val_share", dict(type=Number(float, above=0, maximum=0.9), help="a data set without a val split gets one: this share of the training people (default 0.1)")),
+    (("--num-parts",), "num_parts", dict(help="horizontal image stripes K (default {default})")),
+    (("--embed-dim",), "embed_dim", dict(help="joint embedding size (default {default})")),
+    (("--epochs",), "epochs", dict(help="training epochs (default {default})")),
+    (("--batch-size",), "batch_size", dict(help="pairs per batch (default {default})")),
+    (("--lr",), "lr", dict(help="peak learning rate of AdamW (default {default})")),
+    (("--weight-decay",), "weight_decay", dict(help="AdamW weight decay (default {default})")),
+    (("--warmup-epochs",), "warmup_epochs", dict(help="linear warm-up length (default {default})")),
+    (("--stage-schedule",), "stage_schedule", dict(help="with --stages: one warm-up and cosine decay over the run (continue) or one per stage (restart); default {default}")),
+    (("--margin",), "margin", dict(help="ranking-loss margin (default {default})")),
+    (("--ranking-negatives",), "ranking_negatives", dict(help="in-batch negatives of the ranking loss: the hardest or all of them, summed (the public MIA re-implementation's); default {default}")),
+    (("--id-weight",), "id_weight", dict(help="identity-loss weight (default {default})")),
+    (("--min-word-freq",), "min_word_freq", dict(help="vocabulary: minimum count in train captions (default {default})")),
+    (("--max-words",), "max_words", dict(help="caption length cap in tokens (default {default})")),
+    (("--seed",), "seed", dict(help="random seed (default {default})")),
+    (("--device",), "device", dict(help="auto (CUDA if present), cpu or cuda")),
+    (("--workers",), "workers", dict(help="data-loading worker processes (default: cores-1, at most {workers_cpu} on CPU, at most {workers_cuda} on GPU)")),
+    (("--eval-chunk",), "eval_chunk", dict(help="queries scored at a time (bounds memory; default {eval_cpu} on CPU, {eval_cuda} on GPU)")),
+    (("--select-by",), "select_by", dict(help="validation metric that picks best.pt (default {default}: the less noisy one, docs/method.md)")),
+    (("--val-share",), "val_share", dict(help="a data set without a val split gets one: this share of the training people (default {default})")),
     (("--select-on-test",), "select_on_test", dict(is_flag=True, default=None, help="without a val split, pick the epoch on test instead (every number is then labelled as selected on test)")),
-    (("--stop-after",), "stop_after", dict(type=COUNT, help="stop after this many epochs of the schedule (resume later)")),
+    (("--stop-after",), "stop_after", dict(help="stop after this many epochs of the schedule (resume later)")),
     (("--quiet",), "quiet", dict(is_flag=True, default=None, help="no progress bars")),
     (("--tensorboard",), "tensorboard", dict(is_flag=True, default=None, help="also write each epoch's losses and validation metrics as TensorBoard events (RUN/tensorboard; pip install 'mia-reid[tensorboard]')")),
-    (("--compile",), "compile", dict(type=click.Choice(COMPILE_MODES), help="torch.compile the training step; "
+    (("--compile",), "compile", dict(help="torch.compile the training step; "
                                      "reduce-overhead replays it as CUDA graphs (the fast path on a GPU; compiling "
                                      "takes a minute or two at the start)")),
 ]
 
 
+def shown_default(value) -> str:
+    """A default as a user would type it on the command line."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _option_kwargs(field: str, kwargs: dict) -> dict:
+    """An option's click arguments, completed from the configuration: its type from the
+    field's bound or choices, and ``{default}`` in its help from the field's default, so
+    neither is typed twice."""
+    completed = {"default": None, **kwargs}
+    if field in BOUNDS:
+        completed["type"] = Number.within(BOUNDS[field])
+    elif field in CHOICES:
+        completed["type"] = click.Choice(CHOICES[field])
+    completed["help"] = kwargs["help"].format(default=shown_default(getattr(TrainConfig(), field)),
+                                              eval_cpu=EVAL_CHUNK["cpu"], eval_cuda=EVAL_CHUNK["cuda"],
+                                              workers_cpu=WORKER_CAP["cpu"], workers_cuda=WORKER_CAP["cuda"])
+    return completed
+
+
 def train_options(command):
     """Attach every training option; all default to None so explicit values can be told apart."""
-    for declaration, _field, kwargs in reversed(TRAIN_OPTIONS):
-        command = click.option(*declaration, **{"default": None, **kwargs})(command)
+    for declaration, field, kwargs in reversed(TRAIN_OPTIONS):
+        command = click.option(*declaration, **_option_kwargs(field, kwargs))(command)
     return command
 
 
@@ -76,11 +97,16 @@ def explicit_options(ctx: click.Context, values: dict) -> dict:
     return given
 
 
+#: ``--image-weights none``: start from random weights even where a recipe names pretrained ones
+NO_WEIGHTS = "none"
+WEIGHTS_FIELDS = ("image_weights", "text_weights")
+
+
 def command_line_values(given: dict) -> dict:
     """The fields the command line sets: explicit ``--stages NAME:EPOCHS,...`` also supply
     ``--align`` and ``--epochs`` when those were not given, so ``--stages global:4,part:2``
-    alone is a complete request."""
-    values = dict(given)
+    alone is a complete request; ``none`` for a weights option is no weights."""
+    values = {field: None if field in WEIGHTS_FIELDS and value == NO_WEIGHTS else value for field, value in given.items()}
     stages = given.get("stages")
     if stages and stages != "auto":
         pairs = parse_stage_list(stages)

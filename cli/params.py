@@ -1,61 +1,50 @@
 """Parameter types and callbacks: every option value is checked when the command line is
 parsed, so a bad value is click's one-line usage error naming the option and the form it
-expects, before any data is read or any model is built.
-
-Why a ``Number`` type instead of ``click.IntRange``/``FloatRange``: those accept ``nan``
-(every comparison with NaN is false) and ``inf``, and a learning rate of ``inf`` would
-otherwise surface an epoch later as "training diverged".
+expects, before any data is read or any model is built.  Numeric bounds come from
+:mod:`mia.core.bounds` (training options: ``mia.core.config.BOUNDS``), the same ones the
+configuration checks files with.
 """
 
 from __future__ import annotations
 
-import math
-
 import click
 
+from mia.core import bounds
+from mia.core.bounds import Bound
 from mia.core.errors import MiaError
 from mia.core.stages import parse_weight_items
 
 
 class Number(click.ParamType):
-    """A finite int or float within bounds; ``above`` is an exclusive lower bound."""
+    """A click type for a number within a :class:`~mia.core.bounds.Bound`."""
 
     def __init__(self, kind: type = int, minimum: float | None = None, above: float | None = None,
                  maximum: float | None = None):
-        self.kind, self.minimum, self.above, self.maximum = kind, minimum, above, maximum
+        self.bound = Bound(kind, minimum, above, maximum)
         self.name = "integer" if kind is int else "number"
 
-    def expected(self) -> str:
-        bounds = []
-        if self.minimum is not None:
-            bounds.append(f">= {self.minimum:g}")
-        if self.above is not None:
-            bounds.append(f"> {self.above:g}")
-        if self.maximum is not None:
-            bounds.append(f"<= {self.maximum:g}")
-        noun = "an integer" if self.kind is int else "a finite number"
-        return f"{noun} {' and '.join(bounds)}".rstrip()
+    @classmethod
+    def within(cls, bound: Bound) -> "Number":
+        return cls(bound.kind, bound.minimum, bound.above, bound.maximum)
 
     def convert(self, value, param, ctx):
-        if isinstance(value, self.kind) and not isinstance(value, bool):
-            number = value
-        else:
+        number = value
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
             try:
-                number = self.kind(str(value).strip())
+                number = self.bound.kind(str(value).strip())
             except ValueError:
-                self.fail(f"expected {self.expected()}, got {value!r}", param, ctx)
-        if self.kind is float and not math.isfinite(number):
-            self.fail(f"expected {self.expected()}, got {value!r}", param, ctx)
-        if ((self.minimum is not None and number < self.minimum) or (self.above is not None and number <= self.above)
-                or (self.maximum is not None and number > self.maximum)):
-            self.fail(f"expected {self.expected()}, got {value!r}", param, ctx)
+                self.fail(f"expected {self.bound.expected()}, got {value!r}", param, ctx)
+        if self.bound.kind is float:
+            number = float(number)
+        if not self.bound.holds(number):
+            self.fail(f"expected {self.bound.expected()}, got {value!r}", param, ctx)
         return number
 
 
-COUNT = Number(int, minimum=1)  # epochs, sizes, chunks: at least one
-NON_NEGATIVE_INT = Number(int, minimum=0)  # workers, seeds
-POSITIVE = Number(float, above=0)  # learning rate
-NON_NEGATIVE = Number(float, minimum=0)  # weight decay, margins, loss weights
+COUNT = Number.within(bounds.COUNT)
+NON_NEGATIVE_INT = Number.within(bounds.NON_NEGATIVE_INT)
+POSITIVE = Number.within(bounds.POSITIVE)
+NON_NEGATIVE = Number.within(bounds.NON_NEGATIVE)
 
 
 def parse_image_size(ctx, param, value):

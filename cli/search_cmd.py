@@ -11,6 +11,7 @@ from mia.cli.params import COUNT
 from mia.core.config import DEVICES
 from mia.core.display import displayable
 from mia.core.errors import MiaError
+from mia.export.searching import DEFAULT_RERANK, Searcher, check_gallery_source
 from mia.core.outputs import check_page_path
 
 
@@ -33,7 +34,7 @@ def query_warnings(retriever, description: str) -> list[str]:
 @click.option("--index", "index_dir", help="gallery index from 'mia index build' (two-stage search)")
 @click.option("--gallery-root", help="with --index: where the indexed images are now, if the folder moved since the build")
 @click.option("--rerank", type=COUNT, default=None,
-              help="with --index: entries re-scored by the full model after the first stage (default 100)")
+              help=f"with --index: entries re-scored by the full model after the first stage (default {DEFAULT_RERANK})")
 @click.option("--top-k", type=COUNT, default=10, show_default=True, help="how many results to show")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
 @click.option("--html", "html_path", help="also write a self-contained HTML page of the results")
@@ -49,12 +50,10 @@ def search_command(description, model_dir, gallery, index_dir, gallery_root, rer
     except UnicodeEncodeError as exc:  # undecodable bytes on the command line arrive as lone surrogates
         raise MiaError(f"DESCRIPTION is not valid UTF-8 text (character {exc.start + 1} cannot be encoded); "
                        "check the terminal's encoding") from None
-    if (gallery is None) == (index_dir is None):
-        raise MiaError("give exactly one of --gallery FOLDER and --index INDEX")
+    check_gallery_source(gallery, index_dir)
     if html_path:
         check_page_path("--html", html_path)
     from mia.export.runtime import Retriever
-    from mia.export.searching import Searcher
 
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     retriever = Retriever(model_dir, device=device)

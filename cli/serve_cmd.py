@@ -9,6 +9,7 @@ import click
 from mia.cli.params import COUNT, Number
 from mia.core.config import DEVICES
 from mia.core.errors import MiaError
+from mia.export.searching import DEFAULT_RERANK, Searcher, check_gallery_source
 
 
 def _is_loopback(host: str) -> bool:
@@ -23,7 +24,7 @@ def _is_loopback(host: str) -> bool:
 @click.option("--gallery", help="folder of person images (encoded once, then cached)")
 @click.option("--index", "index_dir", help="gallery index from 'mia index build' (two-stage search)")
 @click.option("--gallery-root", help="with --index: where the indexed images are now, if the folder moved since the build")
-@click.option("--rerank", type=COUNT, default=None, help="with --index: entries re-scored by the full model (default 100)")
+@click.option("--rerank", type=COUNT, default=None, help=f"with --index: entries re-scored by the full model (default {DEFAULT_RERANK})")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="address to listen on (anything but loopback serves your gallery to the network)")
 @click.option("--port", type=Number(int, minimum=0, maximum=65535), default=8000, show_default=True,
@@ -33,14 +34,12 @@ def _is_loopback(host: str) -> bool:
 @click.option("--quiet", is_flag=True, help="no access log (one line per request on stderr)")
 def serve_command(model_dir, gallery, index_dir, gallery_root, rerank, host, port, device, cache_dir, quiet):
     """Serve a search page and a JSON API (/api/search?q=...&k=...) over a gallery."""
-    if (gallery is None) == (index_dir is None):
-        raise MiaError("give exactly one of --gallery FOLDER and --index INDEX")
+    check_gallery_source(gallery, index_dir)
     try:
         from mia.export.serve import bind, create_app, listen, uvicorn_server
     except ImportError as exc:
         raise MiaError(f"mia serve needs the serving extra: pip install 'mia-reid[serve]' ({exc.name} is missing)") from None
     from mia.export.runtime import Retriever
-    from mia.export.searching import Searcher
 
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     sock = bind(host, port)  # first: a busy port is one line, before minutes of loading

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from mia.cli.options import command_line_values, config_file_options, config_files, explicit_options, train_options
+from mia.cli.options import (command_line_values, config_file_options, config_files, explicit_options, shown_default,
+                             train_options)
 from mia.cli.params import parse_list
 from mia.core.checkpoint import load_checkpoint
 from mia.core.config import TrainConfig
@@ -14,7 +15,7 @@ from mia.core.progress import format_seconds
 from mia.core.train import Trainer, train
 
 @click.command(name="train")
-@click.option("--align", callback=parse_list, help="alignments, comma-separated: global,part,fine (default global)")
+@click.option("--align", callback=parse_list, help=f"alignments, comma-separated: global,part,fine (default {shown_default(TrainConfig().align)})")
 @config_file_options
 @train_options
 @click.option("--out", default="runs/mia", show_default=True, help="run directory (checkpoints, metrics.jsonl, config.toml)")

@@ -1,6 +1,6 @@
 """What ``mia ablate`` reports: per combination the mean and spread over seeds with a 95%
 interval, and against the first combination (the baseline) the paired difference with
-its interval and a verdict, for R@1, mAP and twin accuracy (see :mod:`mia.core.bootstrap`).
+its interval and a verdict, for R@1, mAP and twin accuracy (see :mod:`mia.core.intervals`).
 
 Everything is recomputed from the runs' saved per-query results, so a resumed ablation
 reports exactly what an uninterrupted one would.
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mia.core import atomic
-from mia.core.bootstrap import Interval, PeopleBootstrap, QueryOutcomes, metric_interval, paired_difference
+from mia.core.intervals import Interval, PeopleBootstrap, QueryOutcomes, metric_interval, paired_difference
 from mia.core.metrics import METRIC_NAMES
 from mia.core.plots import grouped_bar_chart
 

@@ -33,7 +33,7 @@ from mia.core.policy import needs_autograd
 
 _NEG = -1.0e4  # log-scale of a padded slot, far below every real exponent
 # Exponents are clamped here before exp(): a term e^-80 below the largest (which is 1)
-# does not change an fp32 sum, and exp() of anything lower runs 5-15x slower on the CPU
+# does not change an fp32 sum, and exp() of anything lower takes the CPU's slow path
 # (denormals, out-of-range inputs); padded slots and hopeless stripes land here.
 _FLOOR = -80.0
 

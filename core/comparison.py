@@ -1,7 +1,7 @@
 """``mia compare``: two checkpoints on the same queries, with a paired interval per metric.
 
 Both models score every query of one split; their per-query results are resampled
-together (see :mod:`mia.core.bootstrap`), so the interval of the difference is far
+together (see :mod:`mia.core.intervals`), so the interval of the difference is far
 narrower than the two models' own intervals would suggest: the queries that are hard
 for one are mostly hard for the other.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mia.core.bootstrap import OUTCOME_METRICS, PeopleBootstrap, paired_difference
+from mia.core.intervals import OUTCOME_METRICS, PeopleBootstrap, paired_difference
 from mia.core.checkpoint import load_checkpoint
 from mia.core.errors import MiaError
 from mia.core.evaluate import evaluate_checkpoint

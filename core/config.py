@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
+from mia.core.bounds import COUNT, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, Bound
 from mia.core.errors import MiaError
 from mia.core.serial import DictRoundTrip
 from mia.core.text_arrays import PHRASE_ENCODINGS
@@ -26,6 +26,31 @@ SELECTION_METRICS = ("R1", "mAP")
 
 #: ``torch.compile`` modes for ``--compile``; reduce-overhead replays the step as CUDA graphs
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+#: queries scored at a time by device kind, unless ``--eval-chunk`` says otherwise: bounded
+#: memory on a CPU, fewer kernel launches (which bind scoring there) on a GPU
+EVAL_CHUNK = {"cpu": 256, "cuda": 1024}
+
+#: data-loading workers at most, by device kind: on the CPU the same cores run the model;
+#: on a GPU, enough decoders to keep its step fed
+WORKER_CAP = {"cpu": 2, "cuda": 16}
+
+#: the bounds of every numeric training option (None, where a field allows it, means "the
+#: policy decides" and is not bounded); the command line parses with the same bounds
+BOUNDS: dict[str, Bound] = {
+    "text_lr_mult": NON_NEGATIVE, "num_parts": COUNT, "embed_dim": COUNT, "epochs": COUNT,
+    "batch_size": Bound(int, minimum=2),  # the ranking loss needs in-batch negatives
+    "lr": POSITIVE, "weight_decay": NON_NEGATIVE, "warmup_epochs": NON_NEGATIVE, "margin": NON_NEGATIVE,
+    "id_weight": NON_NEGATIVE, "min_word_freq": COUNT, "max_words": COUNT, "max_phrases": COUNT,
+    "phrase_words": COUNT, "seed": NON_NEGATIVE_INT, "workers": NON_NEGATIVE_INT, "eval_chunk": COUNT,
+    "stop_after": COUNT, "val_share": Bound(float, above=0, maximum=0.9),
+}
+
+#: the allowed values of every training option that is a choice
+CHOICES: dict[str, tuple[str, ...]] = {
+    "phrase_encoding": PHRASE_ENCODINGS, "device": DEVICES, "compile": COMPILE_MODES,
+    "select_by": SELECTION_METRICS, "ranking_negatives": RANKING_NEGATIVES, "stage_schedule": STAGE_SCHEDULES,
+}
 
 
 @dataclass
@@ -80,41 +105,20 @@ class TrainConfig(DictRoundTrip):
 
     def first_problem(self) -> tuple[str, str, object] | None:
         """(field, what is expected, its value) of the first out-of-bounds field, or None."""
-        finite = all(math.isfinite(v) for v in (self.lr, self.weight_decay, self.warmup_epochs, self.margin,
-                                                   self.id_weight, *self.weights.values(), *self.loss_weights.values()))
-        checks = [
-            ("epochs", self.epochs >= 1, "at least 1"),
-            ("batch-size", self.batch_size >= 2, "at least 2 (the ranking loss needs negatives)"),
-            ("lr", math.isfinite(self.lr) and self.lr > 0, "a finite number > 0"),
-            ("weight-decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0, "a finite number >= 0"),
-            ("warmup-epochs", math.isfinite(self.warmup_epochs) and self.warmup_epochs >= 0, "a finite number >= 0"),
-            ("margin", math.isfinite(self.margin) and self.margin >= 0, "a finite number >= 0"),
-            ("id-weight", math.isfinite(self.id_weight) and self.id_weight >= 0, "a finite number >= 0"),
-            ("text-lr-mult", math.isfinite(self.text_lr_mult) and self.text_lr_mult >= 0, "a finite number >= 0"),
-            ("phrase-encoding", self.phrase_encoding in (None, *PHRASE_ENCODINGS), f"one of {', '.join(PHRASE_ENCODINGS)}"),
-            ("weights", finite and min(self.weights.values(), default=0) >= 0, "finite weights >= 0"),
-            ("loss-weights", finite and min(self.loss_weights.values(), default=0) >= 0, "finite weights >= 0"),
-            ("num-parts", self.num_parts >= 1, "at least 1"),
-            ("embed-dim", self.embed_dim >= 1, "at least 1"),
-            ("image-size", self.image_size is None or min(self.image_size) >= 32, "at least 32x32"),
-            ("eval-chunk", self.eval_chunk is None or self.eval_chunk >= 1, "at least 1"),
-            ("workers", self.workers is None or self.workers >= 0, "at least 0"),
-            ("stop-after", self.stop_after is None or self.stop_after >= 1, "at least 1"),
-            ("seed", self.seed >= 0, "at least 0"),
-            ("min-word-freq", self.min_word_freq >= 1, "at least 1"),
-            ("max-words", self.max_words >= 1, "at least 1"),
-            ("max-phrases", self.max_phrases >= 1, "at least 1"),
-            ("phrase-words", self.phrase_words >= 1, "at least 1"),
-            ("compile", self.compile in (None, *COMPILE_MODES), f"one of {', '.join(COMPILE_MODES)}"),
-            ("select-by", self.select_by in SELECTION_METRICS, f"one of {', '.join(SELECTION_METRICS)}"),
-            ("ranking-negatives", self.ranking_negatives in RANKING_NEGATIVES, f"one of {', '.join(RANKING_NEGATIVES)}"),
-            ("stage-schedule", self.stage_schedule in STAGE_SCHEDULES, f"one of {', '.join(STAGE_SCHEDULES)}"),
-            ("val-share", math.isfinite(self.val_share) and 0 < self.val_share <= 0.9, "a number > 0 and <= 0.9"),
-        ]
-        for option, ok, expected in checks:
-            if not ok:
-                name = option.replace("-", "_")
-                return name, expected, getattr(self, name)
+        for name, bound in BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None and not bound.holds(value):
+                return name, bound.expected(), value
+        for name, choices in CHOICES.items():
+            value = getattr(self, name)
+            if value is not None and value not in choices:
+                return name, f"one of {', '.join(choices)}", value
+        weights_bound = NON_NEGATIVE
+        for name in ("weights", "loss_weights"):
+            if not all(weights_bound.holds(w) for w in getattr(self, name).values()):
+                return name, f"weights that are each {weights_bound.expected()}", getattr(self, name)
+        if self.image_size is not None and min(self.image_size) < 32:
+            return "image_size", "at least 32x32", self.image_size
         return None
 
     def differences(self, other: "TrainConfig") -> list[str]:

@@ -1,7 +1,7 @@
 """Evaluation: encode the gallery and the queries once, score Q x G in chunks, rank.
 
 Scoring goes through :func:`score_chunks`, which bounds memory by ``chunk`` queries at a
-time whatever the alignment, so a CUHK-PEDES test split (6,156 x 3,074) fits anywhere.
+time whatever the alignment, so a benchmark's whole test split fits anywhere.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from mia.core.bootstrap import QueryOutcomes, query_outcomes, standard_errors
+from mia.core.intervals import QueryOutcomes, query_outcomes, standard_errors
 from mia.core.checkpoint import load_checkpoint, model_from_checkpoint
 from mia.core.config import TrainConfig
 from mia.core.data import GalleryDataset, ImageReader, TextSettings, TextTable, build_text_table, make_loader

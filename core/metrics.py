@@ -39,8 +39,8 @@ def per_query_stats(similarity: np.ndarray, query_pids: np.ndarray, gallery_pids
 def retrieval_metrics(similarity, query_pids, gallery_pids, chunk: int = 512) -> dict[str, float]:
     """R1, R5, R10, mAP, mINP in percent for a ``[queries, gallery]`` similarity matrix.
 
-    Accepts numpy arrays or torch tensors; works through ``chunk`` queries at a time so a
-    6,156 x 3,074 matrix needs only a few tens of MB beyond the matrix itself.
+    Accepts numpy arrays or torch tensors; works through ``chunk`` queries at a time, so
+    the memory beyond the matrix itself is that of one chunk of rows.
     """
     similarity = _to_numpy(similarity)
     query_pids, gallery_pids = _to_numpy(query_pids).ravel(), _to_numpy(gallery_pids).ravel()

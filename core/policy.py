@@ -4,11 +4,12 @@
 * precision: bf16 autocast on CUDA (the speed path), exact fp32 on the CPU (reproducible);
   ``MIA_PRECISION=fp32`` or ``bf16`` sets it on either;
 * memory layout: channels_last on CUDA;
-* data workers: ``--workers``, else ``MIA_WORKERS``, else cores-1 (at most 2 on the CPU,
-  where the same cores run the model; at most 16 on a GPU, where 16 workers decode about
-  12,000 images/s, above a CUDA-graphed ResNet-50 step);
-* scoring chunk: ``--eval-chunk``, else ``MIA_EVAL_CHUNK``, else 1,024 queries on a GPU
-  (fewer chunks amortise the kernel launches that bind scoring there) and 256 on the CPU;
+* data workers: ``--workers``, else ``MIA_WORKERS``, else cores-1, capped by
+  ``config.WORKER_CAP`` (few on the CPU, where the same cores run the model; enough on a
+  GPU to keep its step fed);
+* scoring chunk: ``--eval-chunk``, else ``MIA_EVAL_CHUNK``, else ``config.EVAL_CHUNK`` for
+  the device (larger on a GPU, where fewer chunks amortise the kernel launches that bind
+  scoring);
 * fused kernels: the Triton pooling kernels of :mod:`mia.core.fused_pool` for scoring on
   CUDA, unless ``MIA_FUSED_KERNELS=0``; they are never used while autograd, tracing, ONNX
   export or ``torch.compile`` needs the plain operations (:func:`plain_ops`).
@@ -29,7 +30,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from mia.core import fused_pool
-from mia.core.config import DEVICES
+from mia.core.config import DEVICES, EVAL_CHUNK, WORKER_CAP
 from mia.core.errors import MiaError
 from mia.core.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
@@ -121,9 +122,9 @@ def make_policy(device: torch.device, workers: int | None = None, eval_chunk: in
         workers = _environment_int("MIA_WORKERS")
     if workers is None:
         cores = os.cpu_count() or 1
-        workers = min(16, max(cores - 1, 1)) if cuda else min(2, max(cores - 1, 0))
+        workers = min(WORKER_CAP["cuda"], max(cores - 1, 1)) if cuda else min(WORKER_CAP["cpu"], max(cores - 1, 0))
     if eval_chunk is None:
-        eval_chunk = _environment_int("MIA_EVAL_CHUNK") or (1024 if cuda else 256)
+        eval_chunk = _environment_int("MIA_EVAL_CHUNK") or EVAL_CHUNK[device.type if cuda else "cpu"]
     precision = precision or os.environ.get("MIA_PRECISION") or ("bf16" if cuda else "fp32")
     if precision not in PRECISIONS:
         raise MiaError(f"MIA_PRECISION={precision!r}: expected one of {', '.join(PRECISIONS)}")
@@ -164,7 +165,7 @@ def fused_kernels(*tensors: torch.Tensor) -> bool:
 def prepare_images(images: torch.Tensor, device: torch.device, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """uint8 ``[B, 3, H, W]`` pixels from the loader -> the model's normalised fp32 input on
     ``device`` (``mean``/``std``: the image encoder's): a quarter of the bytes cross to the
-    GPU, and the loader workers skip the float maths (which was half their time).  Same
+    GPU, and the loader workers skip the float maths, a large share of their work.  Same
     arithmetic as ``normalize_array``."""
     if images.dtype != torch.uint8:
         raise TypeError(f"prepare_images expects uint8 pixels, got {images.dtype}")

@@ -1,10 +1,10 @@
-"""One optimisation step of a mia model, shared by the trainer and ``benchmarks/bench_train.py``
+"""One optimisation step of a mia model, shared by the trainer and the training benchmark,
 so that the benchmark times the step that training runs.
 
 The losses are read back one step late.  Reading a loss on the host (``.item()``, ``if
 not isfinite``) waits for the GPU to finish everything queued before it; done right after
 each step is queued, the GPU then idles while the CPU launches the next one, and a
-launch-bound step (a mia step launches about 2,500 kernels) loses what overlap it had.
+launch-bound step (a mia step launches thousands of small kernels) loses what overlap it had.
 So step n's losses are copied to pinned memory without waiting and read once step n+1
 is queued: the CPU waits only for work the GPU has already had time to do.
 """

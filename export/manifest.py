@@ -123,16 +123,24 @@ def validate_manifest(manifest, path: Path) -> None:
             raise MiaError(f"{path}: {reader} reads '{file}', which is not listed with a sha256 in 'files'")
 
 
+def read_description(folder: Path, name: str, what: str, damaged) -> object:
+    """The JSON file ``name`` that describes ``folder`` (a model's manifest, a gallery
+    store's ``index.json``): missing is "not WHAT", unreadable is ``damaged(why)``, the
+    caller's one line for a damaged folder of its kind."""
+    path = folder / name
+    if not path.is_file():
+        raise MiaError(f"{folder}: not {what} ({name} not found)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise damaged(f"not valid JSON ({str(exc)[:100]})") from None
+
+
 def read_manifest(model_dir: str | Path, verify: bool = True) -> dict:
     """The manifest of an exported model directory, validated, with every listed file checked."""
     model_dir = Path(model_dir)
     path = model_dir / MANIFEST
-    if not path.is_file():
-        raise MiaError(f"{model_dir}: not an exported mia model ({MANIFEST} not found)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as exc:
-        raise MiaError(f"{path}: not valid JSON ({str(exc)[:120]})") from None
+    manifest = read_description(model_dir, MANIFEST, "an exported mia model", lambda why: MiaError(f"{path}: {why}"))
     validate_manifest(manifest, path)
     if verify:
         for name, expected in manifest["files"].items():

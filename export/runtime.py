@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import onnxruntime as ort
 
+from mia.core.config import EVAL_CHUNK
 from mia.core.errors import MiaError
 from mia.core.preprocess import load_image_array
 from mia.core.text_arrays import TextSettings, encode_texts
@@ -184,9 +185,9 @@ class Retriever:
     # -- ranking ------------------------------------------------------------------------
     def score(self, texts: dict[str, np.ndarray], images: EncodedImages, chunk: int | None = None,
               progress=None) -> np.ndarray:
-        """Fused ``[Q, G]`` similarity, ``chunk`` queries at a time (default 256), against a
-        gallery prepared once."""
-        chunk = chunk or 256
+        """Fused ``[Q, G]`` similarity, ``chunk`` queries at a time (default: the policy's
+        for this device, ``EVAL_CHUNK``), against a gallery prepared once."""
+        chunk = chunk or EVAL_CHUNK[self.device]
         prepared = self.prepare(images)
         rows, queries = [], len(texts["text_global"])
         for start in range(0, queries, chunk):

@@ -214,8 +214,8 @@ def create_app(searcher: Searcher, name: str, log=print, access_log: bool = True
 
 
 class AccessLog:
-    """ASGI middleware: one line per request, ``GET /api/search?q=a+man 200 12.4 ms``
-    (method, path and query as sent, status, milliseconds to the last byte)."""
+    """ASGI middleware: one line per request: method, path and query as sent, status, and
+    the milliseconds to the last byte (what a reverse proxy's log would show)."""
 
     def __init__(self, app, log):
         self.app, self.log = app, log

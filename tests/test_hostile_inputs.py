@@ -535,23 +535,20 @@ def test_search_warns_when_the_model_knows_none_of_the_words(world, tmp_path):
 
 
 def test_a_gallery_cache_that_disagrees_with_its_files_is_rebuilt(world, tmp_path):
-    import numpy as np
-
     cache = tmp_path / "cache"
     args = ["search", "a man", "--model", world.export, "--gallery", world.gallery, "--device", "cpu",
             "--cache-dir", cache, "--json"]
     first = run(*args)
-    [cache_file] = cache.glob("*.npz")
-    with np.load(cache_file) as data:
-        arrays = {k: data[k] for k in data.files}
-    arrays["paths"] = arrays["paths"][:2]  # three feature rows, two file names
-    np.savez(cache_file, **arrays)
+    [store] = cache.glob("gallery-*")
+    entries = json.loads((store / "paths.json").read_text())
+    (store / "paths.json").write_text(json.dumps(entries[:2]))  # three feature rows, two file names
     second = run(*args)
-    assert second.exit_code == 0 and "disagrees with its file list; rebuilding it" in second.stderr
+    assert second.exit_code == 0 and "gallery: ignoring the damaged store" in second.stderr
+    assert "encoding again" in second.stderr and "gallery: 3 images (0 from cache, 3 encoded)" in second.stderr
     assert json.loads(second.stdout)["results"] == json.loads(first.stdout)["results"]
-    cache_file.write_bytes(b"garbage")
+    (store / "index.json").write_bytes(b"garbage")
     third = run(*args)
-    assert third.exit_code == 0 and "ignoring unreadable cache" in third.stderr
+    assert third.exit_code == 0 and "is not valid JSON" in third.stderr and "encoding again" in third.stderr
     assert json.loads(third.stdout)["results"] == json.loads(first.stdout)["results"]
 
 

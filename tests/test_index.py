@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mia.export.index import open_index, two_stage_quality
+from mia.export.store import open_store
 from mia.export.runtime import Retriever
 from test_cli_train import run
 from test_hostile_inputs import assert_one_line_failure
@@ -58,12 +58,22 @@ def test_two_stage_search_with_enough_reranking_is_the_exhaustive_ranking(tiny_m
         assert [r["score"] for r in staged] == pytest.approx([r["score"] for r in full], abs=2e-3)  # float16 stripes
 
 
+def two_stage_quality(*args):
+    """The measure of ``benchmarks/bench_search.py --quality``, which owns it."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    try:
+        from bench_search import two_stage_quality as measure
+    finally:
+        sys.path.pop(0)
+    return measure(*args)
+
+
 def test_quality_measure_on_a_small_set(tiny_model, gallery, tiny_synth, tmp_path):
     """What benchmarks/bench_search.py --quality reports, on the tiny set's 144 queries."""
     _, export = tiny_model
     build(export, gallery, tmp_path / "index")
     retriever = Retriever(export, device="cpu")
-    index = open_index(tmp_path / "index", retriever)
+    index = open_store(tmp_path / "index", retriever)
     entries = json.loads((tiny_synth / "reid_raw.json").read_text())
     by_path = {e["file_path"]: e for e in entries}
     gallery_pids = np.asarray([by_path[p.relative_to(gallery).as_posix()]["id"] for p in index.paths])
@@ -84,7 +94,7 @@ def test_incremental_update_encodes_only_new_and_changed_files(tiny_model, galle
     first = build(export, gallery, out)
     assert "72 images (0 reused, 72 encoded)" in first.output
     retriever = Retriever(export, device="cpu")
-    before = open_index(out, retriever)
+    before = open_store(out, retriever)
     kept = {p: before.arrays["image_global"][i].copy() for i, p in enumerate(before.paths)}
     changed = gallery / "train" / "1_0.jpg"
     stat = changed.stat()
@@ -93,7 +103,7 @@ def test_incremental_update_encodes_only_new_and_changed_files(tiny_model, galle
     shutil.copy(gallery / "train" / "3_0.jpg", gallery / "newcomer.jpg")
     second = build(export, gallery, out)
     assert "72 images (70 reused, 2 encoded)" in second.output
-    after = open_index(out, retriever)
+    after = open_store(out, retriever)
     names = [p.relative_to(gallery.resolve()).as_posix() for p in after.paths]
     assert "train/2_0.jpg" not in names and "newcomer.jpg" in names and names == sorted(names)
     for i, path in enumerate(after.paths):
@@ -117,8 +127,8 @@ def test_two_processes_build_shards_that_merge_into_the_single_build(tiny_model,
                                                                                  "sharded.shard-1-of-2"]
     merged = run("index", "merge", tmp_path / "sharded")
     assert merged.exit_code == 0 and "merged 2 shards, 72 images" in merged.output
-    single = open_index(tmp_path / "single")
-    sharded = open_index(tmp_path / "sharded")
+    single = open_store(tmp_path / "single")
+    sharded = open_store(tmp_path / "sharded")
     assert sharded.paths == single.paths
     for name in single.arrays:
         np.testing.assert_array_equal(sharded.arrays[name], single.arrays[name])

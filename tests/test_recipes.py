@@ -211,8 +211,8 @@ def test_an_ablation_records_its_grid_and_runs_again_from_it(tiny_synth, tmp_pat
     ("lrr = 1", "[train] unknown key 'lrr'; did you mean 'lr'?"),
     ('lr = "fast"', "[train] field 'lr' must be float, got 'fast'"),
     ("lr = -1", "[train] lr: expected a finite number > 0, got -1.0"),
-    ("epochs = 0", "[train] epochs: expected at least 1, got 0"),
-    ("val_share = 1.5", "[train] val_share: expected a number > 0 and <= 0.9, got 1.5"),
+    ("epochs = 0", "[train] epochs: expected an integer >= 1, got 0"),
+    ("val_share = 1.5", "[train] val_share: expected a finite number > 0 and <= 0.9, got 1.5"),
     ("lr = ", "not valid TOML"),
 ])
 def test_a_bad_recipe_file_is_one_line_naming_the_file_and_key(tmp_path, content, fragment):
@@ -241,3 +241,14 @@ def invoke(*args):
     from mia.cli.main import cli
 
     return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_none_overrides_a_recipes_pretrained_weights(tmp_path):
+    from mia.cli.options import command_line_values
+    from mia.core.run_config import load_recipe, resolve
+
+    recipe = load_recipe("demo")
+    assert recipe.values["image_weights"] == "IMAGENET1K_V1"
+    config, origin = resolve([recipe], command_line_values({"image_weights": "none"}))
+    assert config.image_weights is None and origin["image_weights"] != origin["image_encoder"]
+    assert config.image_encoder == "mobilenet_v2"  # the rest of the recipe stands

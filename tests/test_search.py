@@ -18,7 +18,7 @@ import torch
 from conftest import write_image
 from test_cli_train import TINY, one_line_error, run
 
-from mia.export.gallery import GalleryIndex, list_gallery
+from mia.export.store import GalleryStore, cached_store, list_gallery
 from mia.export.html import evaluation_page
 from mia.export.runtime import CUDA, Retriever, gpu_present
 
@@ -82,9 +82,12 @@ def search_json(model_dir, gallery, query, *extra) -> dict:
     return json.loads(search(model_dir, gallery, query, "--json", *extra).stdout)
 
 
-def build(retriever, gallery, cache, logs=None) -> GalleryIndex:
-    log = logs.append if logs is not None else (lambda message: None)
-    return GalleryIndex.build(retriever, gallery, cache, log=log, show_progress=False)
+def build(retriever, gallery, cache, logs=None) -> tuple[GalleryStore, int, int]:
+    """The store of ``gallery`` in ``cache``, and how many rows were (encoded, reused)."""
+    logs = logs if logs is not None else []
+    store = cached_store(retriever, gallery, cache, log=logs.append, show_progress=False)
+    reused, encoded = map(int, re.search(r"gallery: \d+ images \((\d+) from cache, (\d+) encoded\)", logs[-1]).groups())
+    return store, encoded, reused
 
 
 def test_list_gallery_is_recursive_sorted_and_case_insensitive(tmp_path):
@@ -117,45 +120,60 @@ def test_text_output_has_rank_score_path_lines(model_dir, gallery):
 
 def test_cache_is_reused_refreshed_and_follows_the_folder(model_dir, gallery, tmp_path):
     retriever, cache = Retriever(model_dir, device="cpu"), tmp_path / "cache"
-    first = build(retriever, gallery, cache)
-    assert (first.encoded, first.reused, len(first.paths)) == (5, 0, 5)
-    [cache_file] = cache.glob("*.npz")
-    written = cache_file.stat().st_mtime_ns
+    first, encoded, reused = build(retriever, gallery, cache)
+    assert (encoded, reused, len(first.paths)) == (5, 0, 5)
+    [store_dir] = cache.glob("gallery-*")
+    written = (store_dir / "index.json").stat().st_mtime_ns
 
     logs = []
-    again = build(retriever, gallery, cache, logs)
-    assert (again.encoded, again.reused) == (0, 5) and "gallery: 5 images (5 from cache, 0 encoded)" in logs
-    assert cache_file.stat().st_mtime_ns == written  # nothing changed, nothing rewritten
-    for name, array in first.features.arrays.items():
-        np.testing.assert_array_equal(again.features.arrays[name], array)
+    again, encoded, reused = build(retriever, gallery, cache, logs)
+    assert (encoded, reused) == (0, 5) and "gallery: 5 images (5 from cache, 0 encoded)" in logs
+    assert (store_dir / "index.json").stat().st_mtime_ns == written  # nothing changed, nothing rewritten
+    for name, array in first.arrays.items():
+        np.testing.assert_array_equal(again.arrays[name], array)
 
     changed = gallery / "person4.jpg"
     stat = changed.stat()
     os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    assert build(retriever, gallery, cache).encoded == 1  # a newer mtime: encoded again...
-    assert build(retriever, gallery, cache).encoded == 0  # ...once
+    assert build(retriever, gallery, cache)[1] == 1  # a newer mtime: encoded again...
+    assert build(retriever, gallery, cache)[1] == 0  # ...once
 
     (gallery / "sub").mkdir()
     shutil.copy(gallery / "person1.jpg", gallery / "sub" / "newcomer.png")
     (gallery / "person13.jpg").unlink()
-    mixed = build(retriever, gallery, cache)
-    names = [p.relative_to(gallery).as_posix() for p in mixed.paths]
+    mixed, encoded, reused = build(retriever, gallery, cache)
+    names = [p.relative_to(gallery.resolve()).as_posix() for p in mixed.paths]
     assert names == ["person1.jpg", "person10.jpg", "person4.jpg", "person5.jpg", "sub/newcomer.png"]
-    assert (mixed.encoded, mixed.reused) == (1, 4)
+    assert (encoded, reused) == (1, 4)
     fresh = retriever.encode_images(mixed.paths)  # cached and new rows, each in its file's place
-    for name, array in fresh.arrays.items():
-        np.testing.assert_allclose(mixed.features.arrays[name], array, rtol=1e-5, atol=1e-5)
+    for name, array in fresh.arrays.items():  # stripes are stored in float16
+        np.testing.assert_allclose(np.asarray(mixed.arrays[name], np.float32), array, rtol=2e-3, atol=2e-3)
 
     other_model = Retriever(model_dir, device="cpu")
     other_model.digest = "0" * 64
-    assert build(other_model, gallery, cache).encoded == 5
-    assert len(list(cache.glob("*.npz"))) == 2
+    assert build(other_model, gallery, cache)[1] == 5
+    assert len(list(cache.glob("gallery-*"))) == 2
+
+
+def test_a_cache_of_the_earlier_format_is_replaced_with_one_line(model_dir, gallery, tmp_path):
+    from mia.export.store import cache_location
+
+    retriever, cache = Retriever(model_dir, device="cpu"), tmp_path / "cache"
+    earlier = cache_location(cache, retriever.digest, gallery.resolve())
+    earlier = earlier.with_name(earlier.name + ".npz")
+    cache.mkdir()
+    earlier.write_bytes(b"PK an npz of the previous version")
+    logs = []
+    store, encoded, _ = build(retriever, gallery, cache, logs)
+    assert encoded == 5 and len(store) == 5 and not earlier.exists()
+    assert [line for line in logs if "earlier mia version" in line] == [
+        f"gallery: replacing the feature cache of an earlier mia version ({earlier.name}); encoding the gallery again"]
 
 
 def test_cli_caches_in_the_users_cache_folder_by_default(model_dir, gallery):
     search(model_dir, gallery, "a man in a grey hoodie")
     assert not (model_dir / "gallery-cache").exists()  # the model folder may be read-only or shared
-    assert list((Path(os.environ["MIA_CACHE_DIR"]) / "galleries").glob("gallery-*.npz"))
+    assert list((Path(os.environ["MIA_CACHE_DIR"]) / "galleries").glob("gallery-*/index.json"))
     assert "gallery: 5 images (5 from cache, 0 encoded)" in search(model_dir, gallery, "a man").stderr
 
 
@@ -239,15 +257,15 @@ def test_cuda_without_cuda_is_a_clear_error(model_dir, gallery):
 
 SEARCH_WITHOUT_TORCH = """
 import sys
-from mia.export.gallery import GalleryIndex
 from mia.export.html import search_page
 from mia.export.runtime import Retriever
+from mia.export.store import cached_store
 
 model, gallery, cache, page = sys.argv[1:]
 retriever = Retriever(model, device="cpu")
-index = GalleryIndex.build(retriever, gallery, cache, log=lambda message: None, show_progress=False)
-hits = retriever.search("a man in a black coat and white trousers", index.features, 3)
-search_page(page, "a man", [(index.paths[i], score) for i, score in hits], "tiny")
+store = cached_store(retriever, gallery, cache, log=lambda message: None, show_progress=False)
+hits = store.rank(retriever, "a man in a black coat and white trousers", 3)
+search_page(page, "a man", hits, "tiny")
 assert "torch" not in sys.modules, "the search path imported torch"
 print(len(hits))
 """

@@ -244,16 +244,16 @@ def test_a_few_missing_files_are_a_warning(indexed):
 
 
 def test_a_large_index_is_checked_by_a_sample_spread_over_it(indexed, monkeypatch):
-    from mia.export.index import SearchIndex, open_index
+    from mia.export.store import GalleryStore, open_store
 
-    index = open_index(indexed / "index")
+    index = open_store(indexed / "index")
     looked = []
     monkeypatch.setattr(Path, "is_file", lambda self: looked.append(self) or True)
     assert index.check_gallery(sample=5) is None
     assert looked == [index.paths[i] for i in (0, 4, 8, 13, 17)]  # first and last, evenly between
     looked.clear()
     index.check_gallery()
-    assert len(looked) == len(index) == 18 < SearchIndex.GALLERY_SAMPLE
+    assert len(looked) == len(index) == 18 < GalleryStore.GALLERY_SAMPLE
 
 
 def test_a_busy_port_is_one_line_and_nothing_is_served(tmp_path):

@@ -9,7 +9,7 @@ Each modality's global vector picks the parts of the other that matter for it:
 
 The learned relation transform always sits on the query (text) side, never on the
 gallery's stripes: a gallery is scored in many query chunks, and a per-stripe MLP would be
-recomputed for every chunk (about 40% of the bounding matrix product on CUHK-PEDES).
+recomputed for every chunk, a cost comparable to the scoring product itself.
 
 The score averages both directions (a text without phrases uses the image side alone).
 The temperature is learned: without one, a softmax over cosines in [-1, 1] is nearly

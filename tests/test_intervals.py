@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mia.core.bootstrap import (PeopleBootstrap, QueryOutcomes, metric_interval, paired_difference, query_outcomes,
+from mia.core.intervals import (PeopleBootstrap, QueryOutcomes, metric_interval, paired_difference, query_outcomes,
                                 twin_outcomes)
 from mia.core.metrics import retrieval_metrics
 

@@ -1,37 +1,43 @@
-"""A gallery index for two-stage search over large galleries (torch-free: ONNX Runtime,
-numpy, FAISS).
+"""The encoded images of a folder: one store behind ``mia search --gallery``, ``mia index``
+and ``mia serve`` (torch-free: ONNX Runtime, numpy, and FAISS for the first stage).
 
-Layout of an index directory::
+A store lists a folder, stamps each file (size, mtime), reuses the rows of unchanged files
+from its previous version, encodes the rest in one loop (decoding in worker processes)
+and keeps the arrays memory-mapped, so a million rows open at once.  Layout::
 
-    index.json        format, model digest, gallery folder, entry count, FAISS settings,
-                      and every file's size and sha256
+    index.json        format, model digest, gallery folder, entry count, FAISS settings
+                      (null without a first stage), and every file's size and sha256
     paths.json        each entry's path (relative to the gallery), size and mtime
-    image_global.npy  [N, D] float32: the encoder's global vectors (what re-ranking reads)
+    image_global.npy  [N, D] float32: the encoder's global vectors
     image_parts.npy   [N, K, D] float16: the stripes, when the scorer reads them
-    faiss.index       the global vectors, L2-normalised (inner product = cosine)
+    faiss.index       (an index only) the global vectors, L2-normalised (inner product = cosine)
 
-Search is two-stage, as in every large retrieval system: FAISS returns the top ``rerank``
-entries by the cosine of the global vectors, then the exported scorer computes the
-model's fused score (part, fine) for those entries only, read from the memory-mapped
-arrays.  Stripes are kept in float16: half the disk and page cache, and re-ranking casts
-them back to float32 (the agreement with exhaustive scoring is measured by
-``benchmarks/bench_search.py --quality``).
+Two kinds are made of it.  ``mia index build`` writes one where the user says, with FAISS
+as a first stage: the top ``rerank`` entries by global cosine are re-scored by the model's
+fused score (part, fine), as in every large retrieval system.  ``mia search --gallery``
+keeps one per (model, folder) in the user's cache folder (``$MIA_CACHE_DIR`` or
+``~/.cache/mia``, under ``galleries/``; a model folder may be read-only or shared, and is
+not where a cache of someone's gallery belongs), without FAISS: every image is scored, right
+for thousands.  Stripes are kept in float16: half the disk and page cache, and scoring
+casts them back to float32 (how closely that agrees with float32 scoring: docs/deploy.md).
 
-Building is incremental (unchanged files keep their rows; new, changed and deleted ones
-are handled without re-encoding the rest), can be split over processes that each encode
-a share (``RANK``/``WORLD_SIZE``, as torchrun sets them) and joined by :func:`merge_shards`,
-and is atomic: the index is written beside its destination and moved into place.
+Building is incremental, can be split over processes that each encode a share
+(``RANK``/``WORLD_SIZE``, as torchrun sets them) and joined by :func:`merge_shards`, and is
+atomic: the store is written beside its destination and moved into place.  An unreadable
+image is reported and skipped, never fatal.
 
-Faults end cleanly.  The free space is checked against an estimate of the index before
+Faults end cleanly.  The free space is checked against an estimate of the store before
 anything is encoded, and each memory-mapped array reserves its blocks before it is
-mapped (a full disk is then one line, not SIGBUS; see :mod:`mia.core.diskspace`).  The
-image-decoding workers exit on their own when the building process dies, however it
-dies, and an error or Ctrl-C in the building process cancels their pending work.
+mapped (a full disk is then one line, not SIGBUS; see :mod:`mia.core.diskspace`); a
+``--gallery`` search on a full disk encodes in memory instead.  The image-decoding workers
+exit on their own when the building process dies, however it dies, and an error or Ctrl-C
+in the building process cancels their pending work.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -40,7 +46,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,22 +54,25 @@ import numpy as np
 from mia.core import atomic, diskspace
 from mia.core.errors import MiaError
 from mia.core.outputs import refuse_inputs_inside
+from mia.core.paths import cache_dir as user_cache_dir
 from mia.core.preprocess import load_rgb, normalize_array, to_uint8_chw
 from mia.core.progress import Progress
-from mia.export.gallery import describe_skipped, list_gallery
-from mia.export.manifest import sha256_of
+from mia.export.manifest import read_description, sha256_of
 from mia.export.runtime import EncodedImages, Retriever
 
 FORMAT = "mia-index/1"
 META, PATHS, FAISS_FILE = "index.json", "paths.json", "faiss.index"
 #: below this many entries the exact FAISS index is used: above it an exact search reads
-#: every vector per query (1M x 512 floats: 2 GB), see docs/deploy.md for the measurements
+#: every vector per query, which at a million entries is gigabytes of reads (docs/deploy.md)
 FLAT_LIMIT = 100_000
-#: re-ranked entries per query unless --rerank says otherwise (measured: docs/deploy.md)
-DEFAULT_RERANK = 100
 HASHED_BYTES = 64 << 20  # files up to this size are hashed at every open; larger ones by `mia index verify`
 STORED_DTYPES = {"image_global": np.float32, "image_parts": np.float16}
 PARENT_POLL_SECONDS = 0.5  # how soon a decoding worker notices that the building process is gone
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+CACHE_SUBDIR = "galleries"
+SKIPPED_SHOWN = 3  # names listed in the "skipped" line; the rest are only counted
+
+Stamp = tuple[int, int]  # (size in bytes, mtime in ns): what says a file changed
 
 
 def _faiss():
@@ -72,6 +81,32 @@ def _faiss():
     except ImportError:
         raise MiaError("the gallery index needs FAISS: pip install 'mia-reid[serve]' (faiss-cpu)") from None
     return faiss
+
+
+# --------------------------------------------------------------------------- the folder
+
+
+def list_gallery(folder: str | Path) -> list[Path]:
+    """The gallery's images (recursive, by suffix, case-insensitive), in a stable order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MiaError(f"--gallery {folder}: no such directory")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise MiaError(f"--gallery {folder}: no {'/'.join(IMAGE_SUFFIXES)} images found")
+    return paths
+
+
+def _stamp(path: Path) -> Stamp:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def describe_skipped(skipped: list[tuple[Path, str]]) -> str:
+    """One line however many files are broken: the count, and the first few with their reason."""
+    shown = ", ".join(f"{p.name} ({reason})" for p, reason in skipped[:SKIPPED_SHOWN])
+    more = f" and {len(skipped) - SKIPPED_SHOWN} more" if len(skipped) > SKIPPED_SHOWN else ""
+    return f"skipped {len(skipped)} unreadable image(s): {shown}{more}"
 
 
 # --------------------------------------------------------------------------- FAISS
@@ -89,7 +124,7 @@ def faiss_settings(entries: int, kind: str = "auto") -> dict:
     return {"kind": "flat"}
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
+def unit_rows(rows: np.ndarray) -> np.ndarray:
     rows = np.ascontiguousarray(rows, dtype=np.float32)
     return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
@@ -102,13 +137,13 @@ def build_faiss(vectors: np.ndarray, settings: dict, chunk: int = 65536):
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, settings["lists"], faiss.METRIC_INNER_PRODUCT)
         sample = np.random.default_rng(0).choice(len(vectors), size=min(len(vectors), 64 * settings["lists"]),
                                                  replace=False)
-        index.train(_unit(vectors[np.sort(sample)]))
+        index.train(unit_rows(vectors[np.sort(sample)]))
     elif settings["kind"] == "hnsw":
         index = faiss.IndexHNSWFlat(dim, settings["neighbours"], faiss.METRIC_INNER_PRODUCT)
     else:
         index = faiss.IndexFlatIP(dim)
     for start in range(0, len(vectors), chunk):
-        index.add(_unit(vectors[start:start + chunk]))
+        index.add(unit_rows(vectors[start:start + chunk]))
     return index
 
 
@@ -123,16 +158,19 @@ def _tune(index, settings: dict) -> None:
 
 
 @dataclass
-class SearchIndex:
-    """An opened index: entry paths (under ``gallery``), memory-mapped features and the FAISS index."""
+class GalleryStore:
+    """An opened store: entry paths (under ``gallery``), memory-mapped features, and the
+    FAISS first stage when it has one (``faiss`` is None otherwise, and for a store held in
+    memory ``root`` is None too)."""
 
-    root: Path
+    root: Path | None
     meta: dict
     gallery: Path
     paths: list[Path]
-    stamps: list[tuple[int, int]]
+    stamps: list[Stamp]
     arrays: dict[str, np.ndarray]
-    faiss: object
+    faiss: object | None
+    _every_row: dict[str, np.ndarray] | None = field(default=None, repr=False)
     #: entries whose image is looked for by :meth:`check_gallery`
     GALLERY_SAMPLE = 64
 
@@ -162,17 +200,29 @@ class SearchIndex:
 
     def candidates(self, query_global: np.ndarray, count: int) -> np.ndarray:
         """First stage: entry ids of the ``count`` best global cosines, best first."""
-        _, ids = self.faiss.search(_unit(query_global.reshape(1, -1)), min(count, len(self)))
+        _, ids = self.faiss.search(unit_rows(query_global.reshape(1, -1)), min(count, len(self)))
         return ids[0][ids[0] >= 0]
 
-    def search(self, retriever: Retriever, query: str, top_k: int, rerank: int) -> list[tuple[Path, float]]:
-        """Two-stage: the ``rerank`` best global cosines from FAISS, then the model's fused
-        score over those only; the ``top_k`` best (path, score), best first."""
+    def rank(self, retriever: Retriever, query: str, top_k: int, rerank: int | None = None) -> list[tuple[Path, float]]:
+        """The ``top_k`` best (path, score), best first, by the model's fused score: over the
+        ``rerank`` best global cosines of the FAISS first stage, or over every entry (a
+        store without FAISS, or ``rerank`` None)."""
         text = retriever.encode_texts([query])
-        rows = self.candidates(text["text_global"][0], max(rerank, top_k))
-        scores = retriever.score(text, EncodedImages(self.features(rows)))[0]
+        if self.faiss is None or rerank is None:
+            rows, features = np.arange(len(self)), self.every_row()
+        else:
+            rows = self.candidates(text["text_global"][0], max(rerank, top_k))
+            features = self.features(rows)
+        scores = retriever.score(text, EncodedImages(features))[0]
         order = np.argsort(-scores, kind="stable")[:top_k]
         return [(self.paths[rows[i]], float(scores[i])) for i in order]
+
+    def every_row(self) -> dict[str, np.ndarray]:
+        """Every entry's features in float32, read once: a store searched exhaustively holds
+        a folder of thousands, which fits in memory, and a server asks for it per query."""
+        if self._every_row is None:
+            self._every_row = {name: np.asarray(array, dtype=np.float32) for name, array in self.arrays.items()}
+        return self._every_row
 
     def features(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         order = np.argsort(rows)  # memory maps read fastest in file order
@@ -182,18 +232,17 @@ class SearchIndex:
         return {name: value[inverse] for name, value in picked.items()}
 
 
-def _damaged(root: Path, why: str) -> MiaError:
-    return MiaError(f"index {root}: {why}; rebuild it with 'mia index build'")
+class DamagedStore(MiaError):
+    """A store whose files are missing, altered or disagree: rebuilt where mia owns it (the
+    ``--gallery`` cache), one line naming the way out where the user does (an index)."""
+
+
+def _damaged(root: Path, why: str) -> DamagedStore:
+    return DamagedStore(f"index {root}: {why}; rebuild it with 'mia index build'")
 
 
 def read_meta(root: Path) -> dict:
-    path = root / META
-    if not path.is_file():
-        raise MiaError(f"{root}: not a mia index ({META} not found)")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _damaged(root, f"{META} is not valid JSON ({str(exc)[:80]})") from None
+    meta = read_description(root, META, "a mia index", lambda why: _damaged(root, f"{META} is {why}"))
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("files"), dict):
         raise _damaged(root, f"{META} is not a mia index description (expected format {FORMAT})")
     return meta
@@ -210,9 +259,9 @@ def _check_files(root: Path, meta: dict, full: bool) -> None:
             raise _damaged(root, f"{name}: sha256 mismatch (the file changed after it was written)")
 
 
-def open_index(root: str | Path, retriever: Retriever | None = None, verify: bool = False,
-               gallery_root: str | Path | None = None) -> SearchIndex:
-    """Open an index, checking sizes (and the sha256 of small files, of all with ``verify``)
+def open_store(root: str | Path, retriever: Retriever | None = None, verify: bool = False,
+               gallery_root: str | Path | None = None) -> GalleryStore:
+    """Open a store, checking sizes (and the sha256 of small files, of all with ``verify``)
     and that it was built by ``retriever``'s model: a damaged or foreign index is one line,
     never a wrong answer.  ``gallery_root`` is where the gallery is now, when it moved since
     the build: entries are stored relative to the gallery folder, so they follow it."""
@@ -227,16 +276,17 @@ def open_index(root: str | Path, retriever: Retriever | None = None, verify: boo
     try:
         entries = json.loads((root / PATHS).read_text(encoding="utf-8"))
         arrays = {name: np.load(root / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in meta["features"]}
-        index = _faiss().read_index(str(root / FAISS_FILE))
+        index = _faiss().read_index(str(root / FAISS_FILE)) if meta.get("faiss") is not None else None
     except (OSError, ValueError, RuntimeError) as exc:
         raise _damaged(root, f"cannot read it ({type(exc).__name__}: {str(exc).splitlines()[0][:100]})") from None
     count = meta["entries"]
-    if len(entries) != count or index.ntotal != count or any(len(a) != count for a in arrays.values()):
+    if len(entries) != count or (index is not None and index.ntotal != count) or any(len(a) != count for a in arrays.values()):
         raise _damaged(root, "its files disagree on the number of entries")
-    _tune(index, meta["faiss"])
+    if index is not None:
+        _tune(index, meta["faiss"])
     folder = Path(gallery_root).resolve() if gallery_root is not None else Path(meta["gallery"])
-    return SearchIndex(root, meta, folder, [folder / e["path"] for e in entries],
-                       [(e["size"], e["mtime"]) for e in entries], arrays, index)
+    return GalleryStore(root, meta, folder, [folder / e["path"] for e in entries],
+                        [(e["size"], e["mtime"]) for e in entries], arrays, index)
 
 
 # --------------------------------------------------------------------------- building
@@ -261,14 +311,15 @@ def _row_bytes(retriever: Retriever) -> dict[str, int]:
             * np.dtype(STORED_DTYPES.get(name, np.float32)).itemsize for name in retriever.gallery_features}
 
 
-def _estimated_bytes(retriever: Retriever, folder: Path, paths: list[Path], kind: str) -> int:
-    """About what an index of ``paths`` takes on disk: the feature arrays, the FAISS index
-    (the global vectors in float32, plus ids for ivf and neighbour links for hnsw) and the
-    entry list."""
+def _estimated_bytes(retriever: Retriever, folder: Path, paths: list[Path], kind: str | None) -> int:
+    """About what a store of ``paths`` takes on disk: the feature arrays, the FAISS first
+    stage if any (the global vectors in float32, plus ids for ivf and neighbour links for
+    hnsw) and the entry list."""
     rows = _row_bytes(retriever)
     dim = rows["image_global"] // np.dtype(STORED_DTYPES["image_global"]).itemsize
-    settings = faiss_settings(len(paths), kind)
-    faiss_entry = 4 * dim + (8 if settings["kind"] == "ivf" else 0) + 8 * settings.get("neighbours", 0)
+    settings = faiss_settings(len(paths), kind) if kind is not None else None
+    faiss_entry = 0 if settings is None else (4 * dim + (8 if settings["kind"] == "ivf" else 0)
+                                              + 8 * settings.get("neighbours", 0))
     listing = sum(len(p.relative_to(folder).as_posix()) + 64 for p in paths)  # {"path": ..., "size": ..., "mtime": ...}
     return len(paths) * (sum(rows.values()) + faiss_entry) + listing
 
@@ -312,7 +363,7 @@ def _decode(task: tuple[str, tuple[int, int]]) -> tuple[np.ndarray | None, str |
         return None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:100]}"
 
 
-def _encode(retriever: Retriever, paths: list[Path], workers: int, batch: int, show_progress: bool, log):
+def _encode(retriever: Retriever, paths: list[Path], workers: int, batch: int, show_progress: bool, log, label: str):
     """Yield (position in ``paths``, encoded features) for every readable image; images
     are decoded in ``workers`` processes while ONNX Runtime encodes in this one."""
     skipped = []
@@ -343,17 +394,20 @@ def _encode(retriever: Retriever, paths: list[Path], workers: int, batch: int, s
         if pool:
             pool.shutdown(cancel_futures=True)
     if skipped:
-        log(f"index: {describe_skipped(skipped)}")
+        log(f"{label}: {describe_skipped(skipped)}")
 
 
-def _previous_rows(out: Path, retriever: Retriever, folder: Path) -> tuple[dict, SearchIndex | None]:
-    """relative path -> (stamp, row) of an earlier index of this model and gallery in ``out``."""
+def _previous_rows(out: Path, retriever: Retriever, folder: Path, label: str, log) -> tuple[dict, GalleryStore | None]:
+    """relative path -> (stamp, row) of an earlier store of this model and gallery in ``out``."""
     if not (out / META).is_file():
         return {}, None
     try:
-        previous = open_index(out, retriever)
+        previous = open_store(out, retriever)
+    except DamagedStore as exc:
+        log(f"{label}: ignoring the damaged store {out} ({exc}); encoding again")
+        return {}, None
     except MiaError:
-        return {}, None  # another model's or a damaged index: rebuilt from scratch
+        return {}, None  # another model's: rebuilt from scratch
     if Path(previous.meta["gallery"]) != folder:
         return {}, None
     rows = {p.relative_to(folder).as_posix(): (stamp, row)
@@ -367,16 +421,17 @@ def _write_meta(tmp: Path, meta: dict) -> None:
     atomic.write_text(tmp / META, json.dumps(meta, indent=1))
 
 
-def finish_index(tmp: Path, folder: Path, paths: list[Path], stamps: list[tuple[int, int]], arrays: dict,
-                 kind: str, meta: dict) -> dict:
-    """Write the entry list, the FAISS index over ``arrays["image_global"]`` and
-    ``index.json`` (last, with every file's size and sha256) into ``tmp``."""
+def finish_store(tmp: Path, folder: Path, paths: list[Path], stamps: list[Stamp], arrays: dict,
+                 kind: str | None, meta: dict) -> dict | None:
+    """Write the entry list, the FAISS first stage over ``arrays["image_global"]`` (unless
+    ``kind`` is None) and ``index.json`` (last, with every file's size and sha256) into ``tmp``."""
     entries = [{"path": p.relative_to(folder).as_posix(), "size": s, "mtime": m} for p, (s, m) in zip(paths, stamps)]
     (tmp / PATHS).write_text(json.dumps(entries))
-    settings = faiss_settings(len(paths), kind)
-    faiss = _faiss()
-    with open(tmp / FAISS_FILE, "wb") as file:  # through Python: a full disk is an ENOSPC, not FAISS's RuntimeError
-        faiss.write_index(build_faiss(arrays["image_global"], settings), faiss.PyCallbackIOWriter(file.write))
+    settings = faiss_settings(len(paths), kind) if kind is not None else None
+    if settings is not None:
+        faiss = _faiss()
+        with open(tmp / FAISS_FILE, "wb") as file:  # through Python: a full disk is an ENOSPC, not FAISS's RuntimeError
+            faiss.write_index(build_faiss(arrays["image_global"], settings), faiss.PyCallbackIOWriter(file.write))
     _write_meta(tmp, {"format": FORMAT, **meta, "gallery": str(folder), "entries": len(paths), "faiss": settings})
     return settings
 
@@ -388,36 +443,105 @@ def shard_path(out: Path, rank: int, world_size: int) -> Path:
 
 def build_index(retriever: Retriever, gallery: str | Path, out: str | Path, kind: str = "auto", workers: int = 0,
                 batch: int = 64, rank: int = 0, world_size: int = 1, log=print, show_progress: bool = True) -> Path:
-    """Index the images under ``gallery`` into ``out`` (this process's share, written to
-    :func:`shard_path`, when ``world_size`` > 1), reusing an earlier index's rows of
-    unchanged files."""
+    """``mia index build``: the store of the images under ``gallery``, with a FAISS first
+    stage, in ``out`` (this process's share, written to :func:`shard_path`, when
+    ``world_size`` > 1), reusing an earlier store's rows of unchanged files."""
     folder, out = Path(gallery).resolve(), Path(out)
     target = shard_path(out, rank, world_size) if world_size > 1 else out
     refuse_inputs_inside("--out", target, [folder, retriever.model_dir])
     check_index_dir(target)
     paths = list_gallery(folder)[rank::world_size]
-    stamps = [(p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
-    reusable, previous = _previous_rows(target, retriever, folder)
-    old_rows = [reusable.get(p.relative_to(folder).as_posix(), (None, None)) for p in paths]
-    old_rows = [row if stamp == s else None for (stamp, row), s in zip(old_rows, stamps)]
-    needed = _estimated_bytes(retriever, folder, paths, kind)
-    with atomic.atomic_directory(target, replace=True, needed=needed, what="index") as tmp:
-        arrays, kept = _fill_arrays(tmp, retriever, paths, old_rows, previous, workers, batch, show_progress, log)
-        if not any(kept):
-            raise MiaError(f"--gallery {folder}: none of its {len(paths)} images could be read")
-        paths = [p for p, keep in zip(paths, kept) if keep]
-        stamps = [s for s, keep in zip(stamps, kept) if keep]
-        settings = finish_index(tmp, folder, paths, stamps, arrays, kind,
-                                {"model_digest": retriever.digest, "features": sorted(arrays),
-                                 "shard": {"rank": rank, "world_size": world_size}})
-        del arrays
-    reused = sum(1 for row, keep in zip(old_rows, kept) if row is not None and keep)
-    log(f"index {target}: {len(paths)} images ({reused} reused, {len(paths) - reused} encoded), "
-        f"FAISS {settings['kind']}")
+    count, reused, settings = _build(retriever, folder, paths, target, kind, {"rank": rank, "world_size": world_size},
+                                     workers, batch, show_progress, log, label="index")
+    log(f"index {target}: {count} images ({reused} reused, {count - reused} encoded), FAISS {settings['kind']}")
     return target
 
 
-def _fill_arrays(tmp, retriever, paths, old_rows, previous, workers, batch, show_progress, log):
+def cache_location(cache_dir: str | Path | None, digest: str, folder: Path) -> Path:
+    """One store per (model, absolute gallery folder), so neither can see the other's features."""
+    where = hashlib.sha256(str(folder).encode()).hexdigest()
+    return (Path(cache_dir) if cache_dir else user_cache_dir() / CACHE_SUBDIR) / f"gallery-{digest[:16]}-{where[:16]}"
+
+
+def cached_store(retriever: Retriever, gallery: str | Path, cache_dir: str | Path | None = None, log=print,
+                 show_progress: bool = True, batch: int = 64) -> GalleryStore:
+    """``mia search --gallery``: the store of a folder in the cache, brought up to date
+    (unchanged files reused, new and changed ones encoded, removed ones dropped).  A cache
+    is only a speed-up: where it cannot be written (a full disk, a read-only folder) the
+    gallery is encoded in memory for this search, and a damaged one is encoded again."""
+    paths = list_gallery(gallery)
+    folder = Path(gallery).resolve()
+    paths = [folder / p.relative_to(gallery) for p in paths]
+    target = cache_location(cache_dir, retriever.digest, folder)
+    _drop_earlier_cache(target, log)
+    try:
+        count, reused, _ = _build(retriever, folder, paths, target, None, {"rank": 0, "world_size": 1}, 0, batch,
+                                  show_progress, log, label="gallery")
+        store = open_store(target, retriever)
+    except (OSError, diskspace.DiskFull) as exc:
+        log(f"gallery: could not write the feature cache {target} ({getattr(exc, 'strerror', None) or exc}); "
+            "encoding in memory for this search (pass --cache-dir to keep features between runs)")
+        store = _in_memory_store(retriever, folder, paths, batch, show_progress, log)
+        count, reused = len(store), 0
+    log(f"gallery: {count} images ({reused} from cache, {count - reused} encoded)")
+    return store
+
+
+def _drop_earlier_cache(target: Path, log) -> None:
+    """The one-file ``.npz`` feature cache that earlier versions kept for the same model and
+    folder: replaced by the store, said once, never read (its rows would be encoded again
+    anyway, and reading a second format would keep a second reader alive)."""
+    earlier = target.with_name(f"{target.name}.npz")
+    if earlier.is_file():
+        log(f"gallery: replacing the feature cache of an earlier mia version ({earlier.name}); encoding the gallery again")
+        earlier.unlink(missing_ok=True)
+
+
+def _in_memory_store(retriever: Retriever, folder: Path, paths: list[Path], batch: int, show_progress: bool,
+                     log) -> GalleryStore:
+    """Every readable image encoded in memory (the same loop as a store on disk), for a
+    search whose cache cannot be written."""
+    parts: dict[str, list[np.ndarray]] = {}
+    kept: list[int] = []
+    with contextlib.closing(_encode(retriever, paths, 0, batch, show_progress, log, "gallery")) as encoded:
+        for positions, features in encoded:
+            kept += positions
+            for name, value in features.items():
+                parts.setdefault(name, []).append(value.astype(STORED_DTYPES.get(name, np.float32)))
+    if not kept:
+        raise MiaError(f"--gallery {folder}: none of the {len(paths)} images could be read")
+    arrays = {name: np.concatenate(values) for name, values in parts.items()}
+    return GalleryStore(None, {"gallery": str(folder), "faiss": None}, folder, [paths[i] for i in kept],
+                        [_stamp(paths[i]) for i in kept], arrays, None)
+
+
+def _build(retriever: Retriever, folder: Path, paths: list[Path], target: Path, kind: str | None, shard: dict,
+           workers: int, batch: int, show_progress: bool, log, label: str) -> tuple[int, int, dict | None]:
+    """Bring the store at ``target`` up to date with ``paths``; returns (entries, rows
+    reused, FAISS settings).  A store with nothing to change is left as it is."""
+    stamps = [_stamp(p) for p in paths]
+    reusable, previous = _previous_rows(target, retriever, folder, label, log)
+    old_rows = [reusable.get(p.relative_to(folder).as_posix(), (None, None)) for p in paths]
+    old_rows = [row if stamp == s else None for (stamp, row), s in zip(old_rows, stamps)]
+    settings = faiss_settings(len(paths), kind) if kind is not None else None
+    if (previous is not None and old_rows == list(range(len(previous))) and previous.meta.get("faiss") == settings
+            and previous.meta.get("shard") == shard):
+        return len(paths), len(paths), settings
+    needed = _estimated_bytes(retriever, folder, paths, kind)
+    with atomic.atomic_directory(target, replace=True, needed=needed, what=label) as tmp:
+        arrays, kept = _fill_arrays(tmp, retriever, paths, old_rows, previous, workers, batch, show_progress, log, label)
+        if not any(kept):
+            raise MiaError(f"--gallery {folder}: none of the {len(paths)} images could be read")
+        paths = [p for p, keep in zip(paths, kept) if keep]
+        stamps = [s for s, keep in zip(stamps, kept) if keep]
+        settings = finish_store(tmp, folder, paths, stamps, arrays, kind,
+                                {"model_digest": retriever.digest, "features": sorted(arrays), "shard": shard})
+        del arrays
+    reused = sum(1 for row, keep in zip(old_rows, kept) if row is not None and keep)
+    return len(paths), reused, settings
+
+
+def _fill_arrays(tmp, retriever, paths, old_rows, previous, workers, batch, show_progress, log, label):
     """Every feature array in gallery order, written in place: rows of unchanged files
     copied from the earlier index, the others encoded straight into their row (so a
     million-image gallery never sits in memory).  Returns the arrays and which rows hold
@@ -437,7 +561,7 @@ def _fill_arrays(tmp, retriever, paths, old_rows, previous, workers, batch, show
                 for name, array in arrays.items():
                     array[i] = previous.arrays[name][row]
     # closed on the way out, error or not: the decoding pool stops now, not when the generator is collected
-    encoding = _encode(retriever, [paths[i] for i in todo], workers, batch, show_progress, log)
+    encoding = _encode(retriever, [paths[i] for i in todo], workers, batch, show_progress, log, label)
     with contextlib.closing(encoding) as encoded:
         for positions, features in encoded:
             if not arrays:
@@ -481,7 +605,7 @@ def merge_shards(out: str | Path, kind: str = "auto", log=print) -> Path:
     if not shard_dirs:
         raise MiaError(f"{out}: no shards to merge (expected {out.name}.shard-RANK-of-WORLD beside it, written by "
                        "'mia index build' under WORLD_SIZE > 1)")
-    shards = [open_index(d) for d in shard_dirs]
+    shards = [open_store(d) for d in shard_dirs]
     first = shards[0].meta
     world = first["shard"]["world_size"]
     ranks = sorted(s.meta["shard"]["rank"] for s in shards)
@@ -503,34 +627,10 @@ def merge_shards(out: str | Path, kind: str = "auto", log=print) -> Path:
                 rows = [row for row, (_, owner, _) in enumerate(order) if owner == s]
                 arrays[name][rows] = shard.arrays[name][[r for _, owner, r in order if owner == s]]
             arrays[name].flush()
-        settings = finish_index(tmp, Path(first["gallery"]), [p for p, _, _ in order],
+        settings = finish_store(tmp, Path(first["gallery"]), [p for p, _, _ in order],
                                 [shards[s].stamps[r] for _, s, r in order], arrays, kind,
                                 {"model_digest": first["model_digest"], "features": first["features"],
                                  "shard": {"rank": 0, "world_size": 1}})
         del arrays
     log(f"index {out}: merged {len(shards)} shards, {len(order)} images, FAISS {settings['kind']}")
     return out
-
-
-def two_stage_quality(retriever: Retriever, index: SearchIndex, captions: list[str], query_pids: np.ndarray,
-                      gallery_pids: np.ndarray, reranks: list[int], top_k: int = 10) -> dict:
-    """Two-stage search against scoring every entry, on the same stored features: per
-    ``rerank`` N, the share of queries whose top ``top_k`` is the same list, and R1/mAP of
-    both rankings (two-stage: the N re-scored first, the rest by global cosine)."""
-    from mia.core.metrics import retrieval_metrics, top_k as best_of
-
-    texts = retriever.encode_texts(captions)
-    gallery = EncodedImages({name: np.asarray(array, dtype=np.float32) for name, array in index.arrays.items()})
-    full = retriever.score(texts, gallery)
-    cosines = _unit(texts["text_global"]) @ _unit(gallery.arrays["image_global"]).T
-    exhaustive_top = best_of(full, top_k)[0]
-    result = {"queries": len(captions), "gallery": len(index), "exhaustive": retrieval_metrics(full, query_pids, gallery_pids)}
-    for rerank in reranks:
-        _, candidates = index.faiss.search(_unit(texts["text_global"]), min(rerank, len(index)))
-        staged = cosines - (np.abs(full).max() + 2.0)  # every entry not re-scored ranks below the re-scored ones
-        rows = np.arange(len(captions))[:, None]
-        staged[rows, candidates] = full[rows, candidates]
-        same = (best_of(staged, top_k)[0] == exhaustive_top).all(axis=1)
-        result[rerank] = {"top_k_agreement": float(same.mean()),
-                          **{f"two_stage_{k}": v for k, v in retrieval_metrics(staged, query_pids, gallery_pids).items()}}
-    return result
