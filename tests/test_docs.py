@@ -92,3 +92,52 @@ def test_performance_page_is_generated_from_the_results():
         sys.path.pop(0)
     assert (ROOT / "docs" / "performance.md").read_text() == performance_page(), \
         "run: python benchmarks/make_performance.py"
+
+
+def _docs_module(name: str):
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.pop(0)
+
+
+def test_the_readme_demo_output_is_what_the_demo_printed():
+    demo_output = _docs_module("demo_output")
+    recorded = demo_output.RECORDED.read_text(encoding="utf-8")
+    assert demo_output.readme_block((ROOT / "README.md").read_text()) == demo_output.render(recorded), \
+        "run: python docs/demo_output.py (or --record runs/demo.log after make demo)"
+    assert "demo: done on " in recorded and "test: " in recorded  # a whole run, not a fragment
+
+
+def test_every_number_in_the_readme_and_docs_comes_from_a_results_file():
+    check_numbers = _docs_module("check_numbers")
+    problems = [problem for page in check_numbers.checked_pages() for problem in check_numbers.unsourced(page)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_number_check_catches_a_number_that_drifted(tmp_path):
+    check_numbers = _docs_module("check_numbers")
+    results = tmp_path / "r.json"
+    results.write_text('{"R1": 29.5432, "seconds": 35754.8, "share": 0.9924}')
+    page = tmp_path / "page.md"
+    source = f"<!-- numbers from: {results} -->\n"
+    page.write_text(source + "R@1 29.54, 35.75 s, 99.24% and `--lr 0.001` (code); <= 1.5 s is a target\n")
+    assert check_numbers.unsourced(page) == []
+    page.write_text(source + "R@1 29.55\n\n## Next\nmAP 23.87\n")
+    assert check_numbers.unsourced(page) == [f"page.md:2: 29.55 is in none of {results}",
+                                             "page.md:5: 23.87 has no '<!-- numbers from: FILE -->' above it"]
+
+
+def test_the_architecture_page_names_every_module_and_only_modules_that_exist():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`((?:core|plugins|export|cli)/[\w/]*?\.py)`", page))
+    missing = sorted(path for path in named if not (ROOT / path).is_file())
+    assert not missing, f"docs/architecture.md names modules that do not exist: {missing}"
+    folders = set(re.findall(r"`((?:core|plugins|export|cli)/[\w/]+)/`", page))
+    modules = {path.relative_to(ROOT).as_posix() for layer in ("core", "plugins", "export", "cli")
+               for path in (ROOT / layer).glob("*.py") if path.name != "__init__.py"}
+    unnamed = sorted(module for module in modules if module not in named)
+    assert not unnamed, f"docs/architecture.md does not name: {unnamed}"
+    subpackages = {path.parent.relative_to(ROOT).as_posix() for path in (ROOT / "plugins").glob("*/__init__.py")}
+    assert subpackages <= folders, f"docs/architecture.md does not name the folders {sorted(subpackages - folders)}"
