@@ -145,14 +145,14 @@ def test_compare_refuses_models_trained_on_different_data(tiny_synth, tmp_path):
 
 def test_a_restarted_stage_schedule_warms_up_and_decays_again_in_each_stage(tiny_synth, tmp_path):
     """--stage-schedule restart: the rate falls to its lowest at the end of each stage and
-    rises again in the next; the default decays once over the whole run."""
+    starts again in the next (two stages of one epoch end at the same rate); the default
+    decays once over the whole run."""
     lrs = {}
     for schedule in ("continue", "restart"):
         out = tmp_path / schedule
-        result = run("train", "--data", tiny_synth, "--out", out, "--stages", "global:2,fine:2", *TINY,
+        result = run("train", "--data", tiny_synth, "--out", out, "--stages", "global:1,part:1", *TINY,
                      "--warmup-epochs", "0", "--stage-schedule", schedule)
         assert result.exit_code == 0, result.output
         lrs[schedule] = [json.loads(line)["lr"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert lrs["continue"] == sorted(lrs["continue"], reverse=True)
-    restart = lrs["restart"]
-    assert restart[1] < restart[2] and restart[0] == pytest.approx(restart[2]) and restart[1] == pytest.approx(restart[3])
+    assert lrs["continue"][0] > 10 * lrs["continue"][1]
+    assert lrs["restart"][0] == pytest.approx(lrs["restart"][1]) and lrs["restart"][0] < lrs["continue"][0] / 2
