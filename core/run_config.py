@@ -28,7 +28,7 @@ from pathlib import Path
 
 from mia.core import atomic
 from mia.core.config import TrainConfig
-from mia.core.errors import MiaError
+from mia.core.errors import MiaError, read_user_file
 
 FORMAT = "mia-config/1"
 FORMAT_FAMILY = "mia-config/"
@@ -102,12 +102,7 @@ def _checked_grid(grid, where: str) -> dict:
 
 def read_config_file(path: str | Path, label: str | None = None) -> ConfigFile:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MiaError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MiaError(f"{path}: cannot read it ({exc})") from None
+    text = read_user_file(path, "config file")
     return parse_config(text, str(path), label or f"config {path}")
 
 

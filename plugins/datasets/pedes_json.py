@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from mia.core.errors import MiaError
+from mia.core.errors import MiaError, read_user_file
 from mia.core.records import SPLITS, Record, SplitSize
 
 MAX_PERSON_ID = 2**63 - 1  # person ids live in int64 arrays
@@ -103,12 +103,7 @@ def _person_id(value, where: str, field: str = "id") -> int:
 
 
 def _load_json_list(path: Path) -> list:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MiaError(f"{path}: annotation file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MiaError(f"{path}: cannot read annotation file ({exc})") from None
+    text = read_user_file(path, "annotation file")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
