@@ -280,7 +280,8 @@ def open_store(root: str | Path, retriever: Retriever | None = None, verify: boo
     except (OSError, ValueError, RuntimeError) as exc:
         raise _damaged(root, f"cannot read it ({type(exc).__name__}: {str(exc).splitlines()[0][:100]})") from None
     count = meta["entries"]
-    if len(entries) != count or (index is not None and index.ntotal != count) or any(len(a) != count for a in arrays.values()):
+    if (len(entries) != count or (index is not None and index.ntotal != count)
+            or any(len(a) != count for a in arrays.values())):
         raise _damaged(root, "its files disagree on the number of entries")
     if index is not None:
         _tune(index, meta["faiss"])
@@ -543,7 +544,7 @@ def _build(retriever: Retriever, folder: Path, paths: list[Path], target: Path, 
 
 def _fill_arrays(tmp, retriever, paths, old_rows, previous, workers, batch, show_progress, log, label):
     """Every feature array in gallery order, written in place: rows of unchanged files
-    copied from the earlier index, the others encoded straight into their row (so a
+    copied from the earlier store, the others encoded straight into their row (so a
     million-image gallery never sits in memory).  Returns the arrays and which rows hold
     a readable image; unreadable ones are squeezed out at the end."""
     todo = [i for i, row in enumerate(old_rows) if row is None]

@@ -90,3 +90,22 @@ def tiny_bert(tiny_synth, tmp_path_factory) -> Path:
                         intermediate_size=64, max_position_embeddings=128)
     BertModel(config).save_pretrained(folder)
     return folder
+
+
+TINY_CLIP = "mia-tiny-clip"
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> str:
+    """An open_clip configuration of a 2-layer, 32-wide ViT and text tower with a 32-token
+    context, registered under :data:`TINY_CLIP` (what ViT-B-16 looks like, shrunk)."""
+    import open_clip
+
+    path = tmp_path_factory.mktemp("open-clip") / f"{TINY_CLIP}.json"
+    path.write_text(json.dumps({
+        "embed_dim": 24,
+        "vision_cfg": {"image_size": 64, "layers": 2, "width": 32, "patch_size": 16, "head_width": 16},
+        "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+    }))
+    open_clip.add_model_config(path)
+    return TINY_CLIP

@@ -20,7 +20,6 @@ from mia.plugins.bigru import bigru
 from mia.plugins.chunkers import rule_chunker
 from mia.plugins.torchvision_encoders import mobilenet_v2, resnet18
 from test_plugins import _plugin
-from test_towers import tiny_clip  # noqa: F401  (a fixture)
 
 
 @pytest.mark.parametrize("factory", [GlobalAlignment, PartAlignment, FineAlignment], ids=["global", "part", "fine"])

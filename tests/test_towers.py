@@ -7,7 +7,6 @@ configuration, with random weights, stand in for the real ones."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -16,28 +15,12 @@ import torch
 
 from mia.core.errors import MiaError
 from mia.export.manifest import read_manifest
+from conftest import TINY_CLIP
 from test_cli_train import TINY, run
 from test_hostile_inputs import assert_one_line_failure
 
-TINY_CLIP = "mia-tiny-clip"
 TIMM_VIT = "timm:test_vit"  # 16-pixel patches: a 4x2 grid at TINY's 64x32
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]  # OpenAI's statistics, open_clip's default
-
-
-@pytest.fixture(scope="session")
-def tiny_clip(tmp_path_factory) -> str:
-    """An open_clip configuration of a 2-layer, 32-wide ViT and text tower with a 32-token
-    context, registered under :data:`TINY_CLIP` (what ViT-B-16 looks like, shrunk)."""
-    import open_clip
-
-    path = tmp_path_factory.mktemp("open-clip") / f"{TINY_CLIP}.json"
-    path.write_text(json.dumps({
-        "embed_dim": 24,
-        "vision_cfg": {"image_size": 64, "layers": 2, "width": 32, "patch_size": 16, "head_width": 16},
-        "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
-    }))
-    open_clip.add_model_config(path)
-    return TINY_CLIP
 
 
 def options(image: str = "resnet18", text: str = "bigru", num_parts: int = 2) -> list:
