@@ -23,6 +23,7 @@ import textwrap
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
@@ -166,7 +167,9 @@ def _write_images(
         (root / IMAGE_DIR / split).mkdir(parents=True)
     total, done, entries, unseen_entries = len(identities) * config.images_per_id, 0, [], []
     render = partial(_render_identity, root, config)
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    # spawned, not forked: a process forked from one that runs other threads (torch's, ONNX
+    # Runtime's, a server's) can inherit a lock held mid-flight and hang for good
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
     try:
         results = (pool.map(render, identities, identities.values(), chunksize=16) if pool
                    else map(render, identities, identities.values()))
