@@ -452,8 +452,8 @@ def build_index(retriever: Retriever, gallery: str | Path, out: str | Path, kind
     refuse_inputs_inside("--out", target, [folder, retriever.model_dir])
     check_index_dir(target)
     paths = list_gallery(folder)[rank::world_size]
-    count, reused, settings = _build(retriever, folder, paths, target, kind, {"rank": rank, "world_size": world_size},
-                                     workers, batch, show_progress, log, label="index")
+    count, reused, settings, _ = _build(retriever, folder, paths, target, kind, {"rank": rank, "world_size": world_size},
+                                        workers, batch, show_progress, log, label="index")
     log(f"index {target}: {count} images ({reused} reused, {count - reused} encoded), FAISS {settings['kind']}")
     return target
 
@@ -476,9 +476,9 @@ def cached_store(retriever: Retriever, gallery: str | Path, cache_dir: str | Pat
     target = cache_location(cache_dir, retriever.digest, folder)
     _drop_earlier_cache(target, log)
     try:
-        count, reused, _ = _build(retriever, folder, paths, target, None, {"rank": 0, "world_size": 1}, 0, batch,
-                                  show_progress, log, label="gallery")
-        store = open_store(target, retriever)
+        count, reused, _, unchanged = _build(retriever, folder, paths, target, None, {"rank": 0, "world_size": 1}, 0,
+                                             batch, show_progress, log, label="gallery")
+        store = unchanged or open_store(target, retriever)
     except (OSError, diskspace.DiskFull) as exc:
         log(f"gallery: could not write the feature cache {target} ({getattr(exc, 'strerror', None) or exc}); "
             "encoding in memory for this search (pass --cache-dir to keep features between runs)")
@@ -517,9 +517,11 @@ def _in_memory_store(retriever: Retriever, folder: Path, paths: list[Path], batc
 
 
 def _build(retriever: Retriever, folder: Path, paths: list[Path], target: Path, kind: str | None, shard: dict,
-           workers: int, batch: int, show_progress: bool, log, label: str) -> tuple[int, int, dict | None]:
+           workers: int, batch: int, show_progress: bool, log, label: str
+           ) -> tuple[int, int, dict | None, GalleryStore | None]:
     """Bring the store at ``target`` up to date with ``paths``; returns (entries, rows
-    reused, FAISS settings).  A store with nothing to change is left as it is."""
+    reused, FAISS settings, the store when it had nothing to change: it is left as it is,
+    and already open, so a search of an unchanged gallery checks its files once)."""
     stamps = [_stamp(p) for p in paths]
     reusable, previous = _previous_rows(target, retriever, folder, label, log)
     old_rows = [reusable.get(p.relative_to(folder).as_posix(), (None, None)) for p in paths]
@@ -527,7 +529,7 @@ def _build(retriever: Retriever, folder: Path, paths: list[Path], target: Path, 
     settings = faiss_settings(len(paths), kind) if kind is not None else None
     if (previous is not None and old_rows == list(range(len(previous))) and previous.meta.get("faiss") == settings
             and previous.meta.get("shard") == shard):
-        return len(paths), len(paths), settings
+        return len(paths), len(paths), settings, previous
     needed = _estimated_bytes(retriever, folder, paths, kind)
     with atomic.atomic_directory(target, replace=True, needed=needed, what=label) as tmp:
         arrays, kept = _fill_arrays(tmp, retriever, paths, old_rows, previous, workers, batch, show_progress, log, label)
@@ -539,7 +541,7 @@ def _build(retriever: Retriever, folder: Path, paths: list[Path], target: Path, 
                                 {"model_digest": retriever.digest, "features": sorted(arrays), "shard": shard})
         del arrays
     reused = sum(1 for row, keep in zip(old_rows, kept) if row is not None and keep)
-    return len(paths), reused, settings
+    return len(paths), reused, settings, None
 
 
 def _fill_arrays(tmp, retriever, paths, old_rows, previous, workers, batch, show_progress, log, label):
