@@ -76,7 +76,7 @@ def mia_step(args, device):
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model, mode=args.compile) if args.compile else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
-    step = TrainingStep(forward, optimizer, device, margin=0.2, id_weight=1.0)
+    step = TrainingStep(forward, optimizer, device)
     batch, weights = host_batch(args, device), dict.fromkeys(spec.alignments, 1.0)
     return lambda: step(*batch, weights), sum(p.numel() for p in model.parameters())
 

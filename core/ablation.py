@@ -53,14 +53,24 @@ def _settings(base: TrainConfig, variants: list[Variant], seeds: list[int]) -> d
     return settings
 
 
-def _extends(new: dict, saved: dict) -> bool:
+def _extends(new: dict, saved: dict, base: TrainConfig) -> bool:
     """Whether ``new`` is ``saved`` grown by seeds or by combinations after the saved ones
     (the baseline stays first): a narrow interval may need more seeds, and the runs done
     are reused instead of trained again."""
     saved_combos, saved_seeds = saved.get("combinations", []), saved.get("seeds", [])
-    return (new["config"] == saved.get("config") and new["combinations"][:len(saved_combos)] == saved_combos
+    return (_same_base(new["config"], saved.get("config", {}), base)
+            and new["combinations"][:len(saved_combos)] == saved_combos
             and set(saved_seeds) <= set(new["seeds"])
             and all(new.get("variants", {}).get(n) == c for n, c in saved.get("variants", {}).items()))
+
+
+def _same_base(new: dict, saved: dict, base: TrainConfig) -> bool:
+    """Whether two grids' shared settings agree.  A setting that a new variant varies is
+    absent from ``new``: the saved grid's value must then be ``base``'s (what the baseline
+    trains with).  A setting absent from ``saved`` is a field added to mia since: its runs
+    trained with that field's default."""
+    mine, defaults = base.to_dict(), TrainConfig().to_dict()
+    return all(new.get(key, mine.get(key)) == saved.get(key, defaults.get(key)) for key in {*new, *saved})
 
 
 def _restricted(weights: dict[str, float], combo: list[str]) -> dict[str, float]:
@@ -89,7 +99,7 @@ def run_ablation(base: TrainConfig, variants: list[Variant], seeds: list[int], o
     check_ablation_dir(out)
     if results_path.exists():
         state = _read_state(results_path)
-        if not _extends(settings, state["settings"]):
+        if not _extends(settings, state["settings"], base):
             raise MiaError(f"--out {out} holds an ablation with other settings (the same options may add seeds "
                            "or combinations after the saved ones); choose another --out")
         state["settings"] = settings

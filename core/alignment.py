@@ -9,6 +9,7 @@ similarity matrix and an identity (classification) loss through one shared class
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -85,6 +86,23 @@ def undeclared_reads(alignment: Alignment, text: TextFeatures, image: ImageFeatu
         if not torch.allclose(alignment.similarity(changed, image), scores):
             problems.append("noun phrases (uses_phrases)")
     return problems
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """How a training step's losses are formed, apart from the per-alignment weights (which
+    change with the stage): the hinge ``margin``, which ``negatives`` it reads, the identity
+    loss's weight and which alignments' features it classifies (``id_features``); the
+    choices are listed in :mod:`mia.core.config`."""
+
+    margin: float = 0.2
+    id_weight: float = 1.0
+    negatives: str = "hardest"
+    id_features: str = "all"
+
+    def classifies(self, alignment: str) -> bool:
+        """Whether ``alignment``'s identity features go to the classifier."""
+        return self.id_weight > 0 and (self.id_features == "all" or alignment == "global")
 
 
 def ranking_loss(similarity: torch.Tensor, labels: torch.Tensor, margin: float,

@@ -15,11 +15,18 @@ RUN_ONLY_FIELDS = ("device", "workers", "out", "stop_after", "eval_chunk", "quie
 #: what ``--device`` accepts (auto: CUDA when present)
 DEVICES = ("auto", "cpu", "cuda")
 
+#: how the learning-rate schedule runs over the stages of --stages
+STAGE_SCHEDULES = ("continue", "restart")
+
 #: which in-batch negatives the ranking loss uses (core.alignment.ranking_loss)
 RANKING_NEGATIVES = ("hardest", "all")
 
-#: how the learning-rate schedule runs over the stages of --stages
-STAGE_SCHEDULES = ("continue", "restart")
+#: whose features the identity loss classifies: every alignment's (mia's) or the global
+#: alignment's image and caption vectors only (the public re-implementation's)
+ID_FEATURES = ("all", "global")
+
+#: the global-part alignment's attention temperature: learned, or fixed at 1 (plugins/alignments/part_align.py)
+RGA_TEMPERATURES = ("learned", "fixed")
 
 #: validation metrics that may pick the best epoch
 SELECTION_METRICS = ("R1", "mAP")
@@ -50,6 +57,7 @@ BOUNDS: dict[str, Bound] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "phrase_encoding": PHRASE_ENCODINGS, "device": DEVICES, "compile": COMPILE_MODES,
     "select_by": SELECTION_METRICS, "ranking_negatives": RANKING_NEGATIVES, "stage_schedule": STAGE_SCHEDULES,
+    "id_features": ID_FEATURES, "rga_temperature": RGA_TEMPERATURES,
 }
 
 
@@ -79,6 +87,8 @@ class TrainConfig(DictRoundTrip):
     margin: float = 0.2
     ranking_negatives: str = "hardest"  # or "all", the public re-implementation's (docs/method.md)
     id_weight: float = 1.0
+    id_features: str = "all"  # or "global", the public re-implementation's (docs/method.md)
+    rga_temperature: str = "learned"  # or "fixed" (at 1), the public re-implementation's (docs/method.md)
     min_word_freq: int = 2
     max_words: int = 64
     max_phrases: int = 10

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mia.core.alignment import Alignment, CosineClassifier, ranking_loss
+from mia.core.alignment import Alignment, CosineClassifier, LossSettings, ranking_loss
 from mia.core.errors import MiaError
 from mia.core.features import ImageFeatures, TextFeatures
 from mia.core.plugins import get_component
@@ -48,6 +48,7 @@ class ModelSpec(DictRoundTrip):
     max_phrases: int = 10
     phrase_words: int = 6
     chunker: str | None = None
+    rga_temperature: str = "learned"  # or "fixed": the global-part attention's softmax temperature
 
     def weight(self, alignment: str) -> float:
         return float(self.weights.get(alignment, 1.0))
@@ -120,15 +121,13 @@ class MiaModel(nn.Module):
                     for name, prepared in gallery.items())
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor, phrases: torch.Tensor, labels: torch.Tensor,
-                loss_weights: dict[str, float], margin: float, id_weight: float,
-                negatives: str = "hardest") -> dict[str, torch.Tensor]:
+                loss_weights: dict[str, float], settings: LossSettings) -> dict[str, torch.Tensor]:
         """One training step's losses (a forward, so DistributedDataParallel can wrap it)."""
         text, image = self.encode_text(tokens, phrases), self.encode_image(images)
-        return self.losses(text, image, labels, loss_weights, margin, id_weight, negatives)
+        return self.losses(text, image, labels, loss_weights, settings)
 
     def losses(self, text: TextFeatures, image: ImageFeatures, labels: torch.Tensor,
-               loss_weights: dict[str, float], margin: float, id_weight: float,
-               negatives: str = "hardest") -> dict[str, torch.Tensor]:
+               loss_weights: dict[str, float], settings: LossSettings = LossSettings()) -> dict[str, torch.Tensor]:
         """Ranking + identity loss of each alignment in ``loss_weights`` (the active stage's),
         scaled by its weight.  Every alignment's identity features go through the shared
         classifier in one call: its ``[identities, D]`` weight (11,003 rows on CUHK-PEDES) is
@@ -136,8 +135,9 @@ class MiaModel(nn.Module):
         result, owners, features = {}, [], []
         for name, weight in loss_weights.items():
             similarity, own = self.alignments[name].training_outputs(text, image)
-            result[f"{name}/rank"] = weight * ranking_loss(similarity.float(), labels, margin, negatives)
-            if own and id_weight > 0:
+            result[f"{name}/rank"] = weight * ranking_loss(similarity.float(), labels, settings.margin,
+                                                           settings.negatives)
+            if own and settings.classifies(name):
                 owners.append((name, weight, len(own)))
                 features.extend(own)
         if features:
@@ -145,7 +145,7 @@ class MiaModel(nn.Module):
             per_feature = F.cross_entropy(logits, labels.repeat(len(features)), reduction="none")
             per_feature = per_feature.view(len(features), -1).mean(1)
             for (name, weight, _), losses in zip(owners, per_feature.split([count for *_, count in owners])):
-                result[f"{name}/id"] = weight * id_weight * losses.mean()
+                result[f"{name}/id"] = weight * settings.id_weight * losses.mean()
         return result
 
 
@@ -203,6 +203,13 @@ def _phrase_encoding(spec: ModelSpec, factory) -> str:
     return spec.phrase_encoding
 
 
+def _alignment(name: str, spec: ModelSpec) -> Alignment:
+    """An alignment for ``spec``: its factory gets the embedding size, and those of the
+    spec's alignment settings that it names (an alignment plugin need not know them)."""
+    factory = get_component("alignment", name).factory
+    return factory(spec.embed_dim, **factory_options(factory, rga_temperature=spec.rga_temperature))
+
+
 def create_model(spec: ModelSpec, image_weights: str | None = None, text_weights: str | None = None) -> MiaModel:
     """Build the model that ``spec`` describes from the registered components.
 
@@ -216,7 +223,7 @@ def create_model(spec: ModelSpec, image_weights: str | None = None, text_weights
     spec.alignments = canonical_alignments(spec.alignments)
     image_factory = encoder_factory("image-encoder", spec.image_encoder)
     text_factory = encoder_factory("text-encoder", spec.text_encoder)
-    alignments = {name: get_component("alignment", name).factory(spec.embed_dim) for name in spec.alignments}
+    alignments = {name: _alignment(name, spec) for name in spec.alignments}
     image_encoder = image_factory(spec.embed_dim, spec.num_parts, weights=image_weights,
                                   **factory_options(image_factory, image_size=spec.image_size, config=spec.image_config))
     spec.image_config = getattr(image_encoder, "config_dict", None)

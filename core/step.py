@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from mia.core.alignment import LossSettings
 from mia.core.policy import autocast, prepare_images
 from mia.core.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
@@ -23,10 +24,9 @@ class TrainingStep:
     first); ``flush()`` returns the last batch's.  ``forward`` is the model as trained: the
     model itself, its DistributedDataParallel wrapper or a compiled form of either."""
 
-    def __init__(self, forward, optimizer: torch.optim.Optimizer, device: torch.device, margin: float,
-                 id_weight: float, normalisation: tuple = (IMAGENET_MEAN, IMAGENET_STD), negatives: str = "hardest"):
-        self.forward, self.optimizer, self.device = forward, optimizer, device
-        self.margin, self.id_weight, self.negatives = margin, id_weight, negatives
+    def __init__(self, forward, optimizer: torch.optim.Optimizer, device: torch.device,
+                 losses: LossSettings = LossSettings(), normalisation: tuple = (IMAGENET_MEAN, IMAGENET_STD)):
+        self.forward, self.optimizer, self.device, self.settings = forward, optimizer, device, losses
         self.mean, self.std = normalisation  # the image encoder's
         self._pending = None
 
@@ -35,7 +35,7 @@ class TrainingStep:
         with autocast(device):
             losses = self.forward(prepare_images(images, device, self.mean, self.std), tokens.to(device, non_blocking=True),
                                   phrases.to(device, non_blocking=True), labels.to(device, non_blocking=True),
-                                  loss_weights, self.margin, self.id_weight, self.negatives)
+                                  loss_weights, self.settings)
         loss = torch.stack(list(losses.values())).sum()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -35,7 +35,20 @@ def masked_last(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return pooled * mask.any(dim=-1, keepdim=True).to(pooled.dtype)
 
 
-POOLS = {"max": masked_max, "mean": masked_mean, "last": masked_last}
+def masked_ends(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A bidirectional recurrent tower's final hidden states: the first half of ``values
+    [..., L, 2H]`` (the forward direction) at the last real position, the second half (the
+    backward direction, which read the span from its end) at the first (0 if none).
+
+    How MIA's bi-GRU makes its sentence vector (the paper and its public re-implementation).
+    """
+    half = values.shape[-1] // 2
+    forward_final = masked_last(values[..., :half], mask)
+    backward_final = values[..., 0, half:] * mask.any(dim=-1, keepdim=True).to(values.dtype)
+    return torch.cat([forward_final, backward_final], dim=-1)
+
+
+POOLS = {"max": masked_max, "mean": masked_mean, "last": masked_last, "ends": masked_ends}
 
 
 def pool_positions(outputs: torch.Tensor, positions: torch.Tensor, mode: str) -> torch.Tensor:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from mia.core import atomic
+from mia.core.alignment import LossSettings
 from mia.core.checkpoint import check_weights, checkpoint_tokenizer, load_checkpoint, save_checkpoint
 from mia.core.config import TrainConfig
 from mia.core.data import EpochSampler, ImageReader, PairDataset, build_text_table, make_loader, person_labels
@@ -170,7 +171,7 @@ class Trainer:
                 num_parts=config.num_parts, image_size=config.image_size, vocab_size=len(self.tokenizer),
                 phrase_encoding=config.phrase_encoding, num_classes=num_classes, max_words=config.max_words,
                 max_phrases=config.max_phrases, phrase_words=config.phrase_words,
-                chunker=canonical_chunker(config.chunker),
+                chunker=canonical_chunker(config.chunker), rga_temperature=config.rga_temperature,
             )
             self.model = create_model(self.spec, config.image_weights, config.text_weights).to(self.device)
         if self.policy.channels_last:
@@ -183,8 +184,9 @@ class Trainer:
                 find_unused_parameters=True)  # stages leave later alignments unused
         if config.compile:  # evaluation keeps the plain model: other shapes, no backward
             self.train_model = torch.compile(self.train_model, mode=config.compile)
-        self.step = TrainingStep(self.train_model, self.optimizer, self.device, config.margin, config.id_weight,
-                                 (self.spec.image_mean, self.spec.image_std), config.ranking_negatives)
+        settings = LossSettings(config.margin, config.id_weight, config.ranking_negatives, config.id_features)
+        self.step = TrainingStep(self.train_model, self.optimizer, self.device, settings,
+                                 (self.spec.image_mean, self.spec.image_std))
 
     def _build_loader(self, train_records, settings, chunker) -> PairDataset:
         """(image, caption) pairs, sharded by rank, decoded and augmented in workers."""

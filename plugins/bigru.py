@@ -2,7 +2,9 @@
 
 Padding is handled without ``pack_padded_sequence`` (which breaks ONNX export): the
 backward direction runs over each sequence reversed *within its own length*, so it never
-reads padding before real words, and outputs are max-pooled over real words only.
+reads padding before real words, and outputs are max-pooled over real words only
+(``bigru``) or read at the ends, the two directions' final hidden states (``bigru-final``,
+the paper's sentence vector; docs/method.md measures the two).
 Noun phrases go through the same GRU as short texts of their own (``sequences``, the
 paper's way) or are max-pooled from the caption's outputs at their positions (``spans``).
 """
@@ -19,14 +21,13 @@ PHRASE_ENCODINGS = ("sequences", "spans")  # the first is the default
 
 
 class BiGRUTextEncoder(TokenTextEncoder):
-    """Token ids (0 = padding) -> (sentence, phrases, phrase mask), max-pooled over real words."""
-
-    pooling = "max"
+    """Token ids (0 = padding) -> (sentence, phrases, phrase mask), pooled over real words
+    (``pooling``: ``max``, or ``ends`` for the final hidden states)."""
 
     def __init__(self, vocab_size: int, embed_dim: int, phrase_encoding: str = "sequences",
-                 word_dim: int = 300, hidden: int = 256):
+                 word_dim: int = 300, hidden: int = 256, pooling: str = "max"):
         super().__init__()
-        self.phrase_encoding = phrase_encoding
+        self.phrase_encoding, self.pooling = phrase_encoding, pooling
         self.embedding = nn.Embedding(vocab_size, word_dim, padding_idx=0)
         self.forward_gru = nn.GRU(word_dim, hidden, batch_first=True)
         self.backward_gru = nn.GRU(word_dim, hidden, batch_first=True)
@@ -48,12 +49,22 @@ class BiGRUTextEncoder(TokenTextEncoder):
         return torch.cat([forward_out, backward_out], dim=-1), mask
 
 
+def _random_start(weights: str | None) -> None:
+    if weights:
+        raise MiaError(f"--text-weights {weights}: the bi-GRU encoders start from random weights; "
+                       "use --text-encoder transformer for a pretrained tower")
+
+
 def bigru(vocab_size: int, embed_dim: int, phrase_encoding: str = "sequences", weights: str | None = None,
           config: dict | None = None) -> BiGRUTextEncoder:
-    if weights:
-        raise MiaError(f"--text-weights {weights}: the bigru encoder starts from random weights; "
-                       "use --text-encoder transformer for a pretrained tower")
+    _random_start(weights)
     return BiGRUTextEncoder(vocab_size, embed_dim, phrase_encoding)
 
 
-bigru.phrase_encodings = PHRASE_ENCODINGS
+def bigru_final(vocab_size: int, embed_dim: int, phrase_encoding: str = "sequences", weights: str | None = None,
+                config: dict | None = None) -> BiGRUTextEncoder:
+    _random_start(weights)
+    return BiGRUTextEncoder(vocab_size, embed_dim, phrase_encoding, pooling="ends")
+
+
+bigru.phrase_encodings = bigru_final.phrase_encodings = PHRASE_ENCODINGS

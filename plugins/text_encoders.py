@@ -11,6 +11,9 @@ from mia.core.hookspecs import hookimpl
 def register_text_encoders(register):
     register("bigru", "mia.plugins.bigru:bigru", aliases=("bi-gru", "gru"),
              description="300-d word embeddings + 1-layer bi-GRU, masked max-pool (MIA)")
+    register("bigru-final", "mia.plugins.bigru:bigru_final",
+             description="the same bi-GRU, sentence and phrase vectors from both directions' final hidden states "
+                         "(the MIA paper's)")
     register("transformer", "mia.plugins.text_transformer:transformer", aliases=("hf",),
              description="pretrained Hugging Face text tower, fine-tuned (--text-weights NAME_OR_DIR; needs mia-reid[hf])")
     register("clip", "mia.plugins.clip_towers:clip_text_encoder",

@@ -156,3 +156,23 @@ def test_a_restarted_stage_schedule_warms_up_and_decays_again_in_each_stage(tiny
         lrs[schedule] = [json.loads(line)["lr"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert lrs["continue"][0] > 10 * lrs["continue"][1]
     assert lrs["restart"][0] == pytest.approx(lrs["restart"][1]) and lrs["restart"][0] < lrs["continue"][0] / 2
+
+
+def test_a_grid_grows_by_variants_of_new_settings_and_over_fields_added_since():
+    """Variants of a setting the saved grid kept fixed extend it when the saved value is the
+    baseline's, and a grid saved before a field existed trained with that field's default."""
+    from dataclasses import replace
+
+    from mia.core.ablation import Variant, _extends, _settings
+    from mia.core.config import TrainConfig
+
+    base = TrainConfig(epochs=5)
+    saved = _settings(base, [Variant("mia", {}), Variant("all", {"ranking_negatives": "all"})], [0, 1])
+    del saved["config"]["id_features"]  # a field that did not exist when the grid was saved
+    grown = _settings(base, [Variant("mia", {}), Variant("all", {"ranking_negatives": "all"}),
+                             Variant("final", {"text_encoder": "bigru-final"})], [0, 1, 2])
+    assert _extends(grown, saved, base)
+    assert not _extends(grown, saved, replace(base, text_encoder="transformer"))  # the baseline changed
+    assert not _extends(_settings(replace(base, epochs=6), [Variant("mia", {})], [0]), saved, base)
+    saved["config"]["id_features"] = "global"  # the grid ran with a non-default value
+    assert not _extends(grown, saved, base)

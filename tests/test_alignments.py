@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mia.core.alignment import LossSettings
 from mia.core.evaluate import score_chunks
 from mia.core.features import ImageFeatures, TextFeatures
 from mia.core.model import ModelSpec, create_model
@@ -174,7 +175,7 @@ def test_all_alignments_train_a_step_without_nan():
     tokens = torch.tensor([[2, 3, 4], [5, 6, 0], [7, 8, 2], [3, 0, 0]])
     phrases = torch.tensor([[[2, 3], [4, 0]], [[5, 6], [0, 0]], [[0, 0], [0, 0]], [[3, 0], [0, 0]]])
     losses = model.losses(model.encode_text(tokens, phrases), model.encode_image(images), torch.tensor([0, 1, 2, 0]),
-                          {"global": 1.0, "part": 1.0, "fine": 0.5}, margin=0.2, id_weight=1.0)
+                          {"global": 1.0, "part": 1.0, "fine": 0.5})
     assert set(losses) == {"global/rank", "global/id", "part/rank", "part/id", "fine/rank"}
     total = sum(losses.values())
     total.backward()
@@ -189,8 +190,8 @@ def test_loss_weights_scale_each_alignments_losses():
     text = model.encode_text(torch.tensor([[2, 3], [4, 5], [6, 7]]), torch.tensor([[[2, 3]], [[4, 0]], [[6, 0]]]))
     image = model.encode_image(torch.randn(3, 3, 64, 32))
     labels = torch.tensor([0, 1, 2])
-    full = model.losses(text, image, labels, {"global": 1.0, "part": 1.0}, 0.2, 1.0)
-    scaled = model.losses(text, image, labels, {"global": 1.0, "part": 0.25}, 0.2, 1.0)
+    full = model.losses(text, image, labels, {"global": 1.0, "part": 1.0})
+    scaled = model.losses(text, image, labels, {"global": 1.0, "part": 0.25})
     assert torch.equal(scaled["global/rank"], full["global/rank"])
     assert torch.allclose(scaled["part/rank"], 0.25 * full["part/rank"])
     assert torch.allclose(scaled["part/id"], 0.25 * full["part/id"])
@@ -209,7 +210,7 @@ def test_losses_equal_each_alignments_own_ranking_and_identity_losses():
     image = model.encode_image(torch.randn(3, 3, 64, 32))
     labels = torch.tensor([0, 1, 4])
     weights = {"global": 1.0, "part": 0.5, "fine": 2.0}
-    losses = model.losses(text, image, labels, weights, margin=0.2, id_weight=0.7)
+    losses = model.losses(text, image, labels, weights, LossSettings(margin=0.2, id_weight=0.7))
     for name, weight in weights.items():
         alignment = model.alignments[name]
         expected = weight * ranking_loss(alignment.similarity(text, image), labels, 0.2)
@@ -220,6 +221,34 @@ def test_losses_equal_each_alignments_own_ranking_and_identity_losses():
             continue
         own = torch.stack([F.cross_entropy(model.classifier(f), labels) for f in features]).mean()
         assert torch.allclose(losses[f"{name}/id"], weight * 0.7 * own, atol=1e-6)
+
+
+def test_global_id_features_classify_only_the_global_vectors():
+    """``id_features="global"`` (the re-implementation's placement) drops part's identity
+    loss and leaves every other loss as it was."""
+    torch.manual_seed(0)
+    model = create_model(ModelSpec(image_encoder="resnet18", alignments=["global", "part"], embed_dim=16,
+                                   num_parts=3, vocab_size=9, num_classes=3)).eval()
+    text = model.encode_text(torch.tensor([[2, 3], [4, 5], [6, 7]]), torch.tensor([[[2, 3]], [[4, 0]], [[6, 0]]]))
+    image = model.encode_image(torch.randn(3, 3, 64, 32))
+    labels, weights = torch.tensor([0, 1, 2]), {"global": 1.0, "part": 1.0}
+    every = model.losses(text, image, labels, weights, LossSettings(id_features="all"))
+    global_only = model.losses(text, image, labels, weights, LossSettings(id_features="global"))
+    assert set(every) - set(global_only) == {"part/id"}
+    assert all(torch.allclose(global_only[key], every[key]) for key in global_only)
+
+
+def test_a_fixed_rga_temperature_is_one_and_never_trained():
+    learned = PartAlignment(D)
+    fixed = PartAlignment(D, rga_temperature="fixed")
+    assert float(learned.temperature.detach()) == pytest.approx(0.1)
+    assert float(fixed.temperature) == 1.0
+    assert "log_temperature" in dict(learned.named_parameters())
+    assert "log_temperature" not in dict(fixed.named_parameters())
+    assert set(fixed.state_dict()) == set(learned.state_dict())  # checkpoints keep one layout
+    model = create_model(ModelSpec(image_encoder="resnet18", alignments=["global", "part"], embed_dim=16,
+                                   num_parts=3, vocab_size=9, num_classes=3, rga_temperature="fixed"))
+    assert float(model.alignments["part"].temperature) == 1.0
 
 
 def test_cuda_and_cpu_forms_of_stripe_pooling_agree_with_a_direct_computation():

@@ -163,3 +163,17 @@ def test_eval_weights_override_the_checkpoints_fusion(tiny_synth, tmp_path):
         assert metrics[key] == pytest.approx(alone[key], abs=1e-6)
     one_line_error(run("eval", "--checkpoint", out / "best.pt", "--weights", "part=1", "--workers", 0),
                    "--weights names 'part', which is not trained (--align global,fine)")
+
+
+def test_the_re_implementations_variants_train_and_are_recorded(tiny_synth, tmp_path):
+    """The options that give the public MIA re-implementation's choices (docs/method.md)
+    train end to end; the model keeps them and the run's config file records them."""
+    out = tmp_path / "paper"
+    result = train(tiny_synth, out, "--align", "global,part", "--epochs", "1", "--text-encoder", "bigru-final",
+                   "--rga-temperature", "fixed", "--id-features", "global", "--ranking-negatives", "all")
+    assert result.exit_code == 0, result.output
+    assert "global/id" in history(out)[0] and "part/id" not in history(out)[0]
+    spec = torch.load(out / "best.pt", weights_only=True)["spec"]
+    assert spec["text_encoder"] == "bigru-final" and spec["rga_temperature"] == "fixed"
+    config = (out / "config.toml").read_text()
+    assert 'id_features = "global"' in config and 'rga_temperature = "fixed"' in config

@@ -16,7 +16,7 @@ from mia.core.testing import check_alignment, check_chunker, check_image_encoder
 from mia.plugins.alignments.fine_align import FineAlignment
 from mia.plugins.alignments.global_align import GlobalAlignment
 from mia.plugins.alignments.part_align import PartAlignment
-from mia.plugins.bigru import bigru
+from mia.plugins.bigru import bigru, bigru_final
 from mia.plugins.chunkers import rule_chunker
 from mia.plugins.torchvision_encoders import mobilenet_v2, resnet18
 from test_plugins import _plugin
@@ -53,9 +53,10 @@ def test_clip_text_tower_conforms(tiny_clip, encoding):
     check_text_encoder(encoder_factory("text-encoder", f"clip:{tiny_clip}"), phrase_encoding=encoding)
 
 
+@pytest.mark.parametrize("factory", [bigru, bigru_final])
 @pytest.mark.parametrize("encoding", ["sequences", "spans"])
-def test_bigru_conforms(encoding):
-    check_text_encoder(bigru, phrase_encoding=encoding)
+def test_bigru_conforms(factory, encoding):
+    check_text_encoder(factory, phrase_encoding=encoding)
 
 
 @pytest.mark.parametrize("encoding", ["spans", "sequences"])

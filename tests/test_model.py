@@ -22,6 +22,19 @@ def test_bigru_ignores_padding_and_runs_backward_over_real_words():
     assert torch.allclose(pooled[0], reference[0], atol=1e-6)
 
 
+def test_bigru_final_reads_both_directions_final_hidden_states():
+    """``bigru-final``'s sentence vector is the paper's: the forward GRU's last hidden state
+    after the last real word and the backward GRU's after the first, padding never read."""
+    torch.manual_seed(0)
+    encoder = BiGRUTextEncoder(vocab_size=20, embed_dim=8, word_dim=6, hidden=5, pooling="ends").eval()
+    tokens = torch.tensor([[3, 4, 5, 0, 0], [6, 7, 8, 9, 2]])
+    _, forward_final = encoder.forward_gru(encoder.embedding(torch.tensor([[3, 4, 5]])))
+    _, backward_final = encoder.backward_gru(encoder.embedding(torch.tensor([[5, 4, 3]])))
+    reference = torch.cat([forward_final[0, 0], backward_final[0, 0]])
+    assert torch.allclose(encoder.pooled(tokens)[0], reference, atol=1e-6)
+    assert torch.equal(encoder.pooled(torch.zeros(1, 4, dtype=torch.long)), torch.zeros(1, 10))
+
+
 def test_bigru_all_pad_rows_are_zero_and_masked():
     encoder = BiGRUTextEncoder(vocab_size=20, embed_dim=8).eval()
     tokens = torch.tensor([[3, 4, 0]])

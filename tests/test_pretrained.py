@@ -263,5 +263,5 @@ def test_bigru_refuses_text_weights_and_unsupported_encodings(tiny_synth, tmp_pa
     from test_hostile_inputs import assert_one_line_failure
 
     result = run("train", "--data", tiny_synth, "--out", tmp_path / "a", *TINY, "--text-weights", tiny_bert)
-    assert_one_line_failure(result, 1, ("the bigru encoder starts from random weights",))
+    assert_one_line_failure(result, 1, ("the bi-GRU encoders start from random weights",))
 

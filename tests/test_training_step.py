@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from mia.core.alignment import LossSettings
 from mia.core.policy import prepare_images
 from mia.core.data import ImageReader, PairDataset, build_text_table, person_labels
 from mia.core.model import ModelSpec, create_model
@@ -20,6 +21,7 @@ from mia.core.tokenizer import Vocabulary
 from test_cli_train import TINY, run
 
 WEIGHTS = {"global": 1.0, "part": 1.0, "fine": 1.0}
+SETTINGS = LossSettings(margin=0.2, id_weight=1.0)
 
 
 def pairs(data, fixed_shapes):
@@ -44,7 +46,7 @@ def tiny_model(vocab, classes):
 
 def make_step(model):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    return TrainingStep(model, optimizer, torch.device("cpu"), margin=0.2, id_weight=1.0)
+    return TrainingStep(model, optimizer, torch.device("cpu"))
 
 
 def test_untrimmed_batches_give_the_losses_of_trimmed_ones(tiny_synth):
@@ -54,7 +56,7 @@ def test_untrimmed_batches_give_the_losses_of_trimmed_ones(tiny_synth):
     assert full[1].shape[1] == fixed.table.tokens.shape[1] > short[1].shape[1]  # padding kept
     assert full[2].shape[1:] == fixed.table.phrases.shape[1:]
     model = tiny_model(vocab, classes)
-    losses = [model(short[0].float(), *short[1:], WEIGHTS, 0.2, 1.0), model(full[0].float(), *full[1:], WEIGHTS, 0.2, 1.0)]
+    losses = [model(short[0].float(), *short[1:], WEIGHTS, SETTINGS), model(full[0].float(), *full[1:], WEIGHTS, SETTINGS)]
     assert losses[0].keys() == losses[1].keys()
     for name in losses[0]:
         assert torch.allclose(losses[0][name], losses[1][name], atol=1e-5), name
@@ -69,7 +71,7 @@ def test_losses_come_back_one_step_late(tiny_synth):
     assert step(*first, WEIGHTS) is None
     reported = step(*second, WEIGHTS)
     # the losses of the first batch, before any update
-    reference = before(prepare_images(first[0], torch.device("cpu")), *first[1:], WEIGHTS, 0.2, 1.0)
+    reference = before(prepare_images(first[0], torch.device("cpu")), *first[1:], WEIGHTS, SETTINGS)
     assert reported.keys() == {"loss", *reference}
     for name, value in reference.items():
         assert reported[name] == pytest.approx(value.item(), rel=1e-5), name

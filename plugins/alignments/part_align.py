@@ -12,8 +12,9 @@ gallery's stripes: a gallery is scored in many query chunks, and a per-stripe ML
 recomputed for every chunk, a cost comparable to the scoring product itself.
 
 The score averages both directions (a text without phrases uses the image side alone).
-The temperature is learned: without one, a softmax over cosines in [-1, 1] is nearly
-uniform and the "guidance" does nothing (a known weakness of the public re-implementation).
+The temperature is learned by default: fixed at 1 (``rga_temperature="fixed"``, the public
+re-implementation's), a softmax over cosines in [-1, 1] is nearly uniform and the
+"guidance" does little; docs/method.md has the measurement of the two.
 """
 
 from __future__ import annotations
@@ -37,11 +38,14 @@ class PartAlignment(PreparedAlignment):
     uses_phrases = True
     uses_parts = True
 
-    def __init__(self, embed_dim: int, temperature: float = 0.1):
+    def __init__(self, embed_dim: int, temperature: float = 0.1, rga_temperature: str = "learned"):
         super().__init__()
         self.guide_relation = _relation_mlp(embed_dim)  # text global -> what to look for in the stripes
         self.text_relation = _relation_mlp(embed_dim)  # phrases -> how they relate to an image
-        self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
+        if rga_temperature == "fixed":  # the same state-dict entry, not trained
+            self.register_buffer("log_temperature", torch.zeros(()))
+        else:
+            self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
 
     @property
     def temperature(self) -> torch.Tensor:
