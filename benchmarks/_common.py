@@ -118,8 +118,8 @@ def random_export(directory: Path, **spec) -> Path:
     whatever the weights.  ``spec`` overrides ModelSpec fields (embed_dim, num_parts)."""
     import torch
 
-    from mia.core.model import ModelSpec, create_model
-    from mia.core.tokenizer import Vocabulary
+    from mia.core.modeling.model import ModelSpec, create_model
+    from mia.core.data.tokenizer import Vocabulary
     from mia.export.exporting import export_model
 
     spec = ModelSpec(**{"image_encoder": "resnet18", "alignments": ["global", "part", "fine"], "image_size": (64, 32),

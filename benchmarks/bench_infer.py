@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from _common import report, time_it
-from mia.core.policy import autocast, resolve_device
-from mia.core.model import ModelSpec, create_model
+from mia.core.runtime.policy import autocast, resolve_device
+from mia.core.modeling.model import ModelSpec, create_model
 from mia.export.backends import write_onnx
 from mia.export.graphs import build_graphs, example_inputs, graph_io
 from mia.export.runtime import make_session

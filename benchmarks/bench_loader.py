@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 
 from _common import report, result_path
-from mia.core.data import EpochSampler, ImageReader, PairDataset, build_text_table, make_loader, person_labels
-from mia.core.policy import resolve_device
-from mia.core.records import load_dataset
-from mia.core.text_arrays import TextSettings
-from mia.core.tokenizer import Vocabulary
+from mia.core.data.loaders import EpochSampler, ImageReader, PairDataset, build_text_table, make_loader, person_labels
+from mia.core.runtime.policy import resolve_device
+from mia.core.data.records import load_dataset
+from mia.core.data.text_arrays import TextSettings
+from mia.core.data.tokenizer import Vocabulary
 
 
 def parse_args():

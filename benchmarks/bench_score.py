@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 
 from _common import profile_top, random_export, report, result_path, time_it
-from mia.core.policy import autocast, make_policy, resolve_device
-from mia.core.evaluate import score_chunks
-from mia.core.features import ImageFeatures, TextFeatures
-from mia.core.model import ModelSpec, create_model
+from mia.core.runtime.policy import autocast, make_policy, resolve_device
+from mia.core.evaluation.evaluate import score_chunks
+from mia.core.modeling.features import ImageFeatures, TextFeatures
+from mia.core.modeling.model import ModelSpec, create_model
 
 ALIGNMENTS = ["global", "part", "fine"]
 

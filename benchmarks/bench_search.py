@@ -122,7 +122,7 @@ def two_stage_quality(retriever, index, captions: list[str], query_pids: np.ndar
     """Two-stage search against scoring every entry, on the same stored features: per
     ``rerank`` N, the share of queries whose top ``top_k`` is the same list, and R1/mAP of
     both rankings (two-stage: the N re-scored first, the rest by global cosine)."""
-    from mia.core.metrics import retrieval_metrics, top_k as best_of
+    from mia.core.evaluation.metrics import retrieval_metrics, top_k as best_of
     from mia.export.runtime import EncodedImages
     from mia.export.store import unit_rows
 
@@ -145,7 +145,7 @@ def two_stage_quality(retriever, index, captions: list[str], query_pids: np.ndar
 
 def quality(args) -> None:
     """Two-stage against exhaustive on a real split: which --rerank keeps the top-10."""
-    from mia.core.records import load_dataset
+    from mia.core.data.records import load_dataset
     from mia.export.store import build_index, open_store
     from mia.export.runtime import Retriever
 

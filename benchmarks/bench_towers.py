@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from _common import report
-from mia.core.model import encoder_factory, factory_options
+from mia.core.modeling.model import encoder_factory, factory_options
 from mia.export.backends import write_onnx
 from mia.export.graphs import GraphIO
 from mia.export.runtime import make_session

@@ -20,10 +20,10 @@ import torch
 import torchvision
 
 from _common import profile_top, report, result_path, time_it
-from mia.core.config import COMPILE_MODES
-from mia.core.policy import autocast, prepare_images, resolve_device
-from mia.core.model import ModelSpec, create_model
-from mia.core.step import TrainingStep
+from mia.core.settings.config import COMPILE_MODES
+from mia.core.runtime.policy import autocast, prepare_images, resolve_device
+from mia.core.modeling.model import ModelSpec, create_model
+from mia.core.training.step import TrainingStep
 
 CUHK_PEDES_TRAIN_IDS = 11003
 

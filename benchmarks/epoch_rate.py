@@ -28,8 +28,8 @@ from pathlib import Path
 
 from _common import report, run_mia, run_python
 from bench_train import CUHK_PEDES_TRAIN_IDS
-from mia.core.outputs import RUN_FILES
-from mia.core.policy import resolve_device
+from mia.core.training.outputs import RUN_FILES
+from mia.core.runtime.policy import resolve_device
 from mia.plugins.datasets.synthpedes import SynthConfig, generate_synthpedes
 
 

@@ -20,7 +20,7 @@ import argparse
 import torch
 from _common import report
 from compare_towers import minilm_dir
-from mia.core.records import load_dataset
+from mia.core.data.records import load_dataset
 
 
 def test_captions(data: str, limit: int | None) -> tuple[list[str], torch.Tensor]:

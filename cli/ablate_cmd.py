@@ -10,9 +10,9 @@ import click
 from mia.cli.options import (command_line_values, config_file_options, config_files, explicit_options, shown_default,
                              train_options)
 from mia.cli.params import parse_list, parse_seeds
-from mia.core.ablation import Variant, run_ablation
-from mia.core.ablation_report import intervals, markdown_table
-from mia.core.errors import MiaError
+from mia.core.experiments.ablation import Variant, run_ablation
+from mia.core.experiments.ablation_report import intervals, markdown_table
+from mia.core.base.errors import MiaError
 
 VARIANT_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
 #: the seeds of an ablation that names none (nor does its --config)
@@ -21,7 +21,7 @@ DEFAULT_SEEDS = (0,)
 
 def parse_variant(text: str) -> Variant:
     """``NAME`` or ``NAME: KEY=VALUE KEY=VALUE ...`` (the settings this arm changes)."""
-    from mia.core.run_config import parse_setting
+    from mia.core.settings.run_config import parse_setting
 
     name, _, settings = text.partition(":")
     name = name.strip()
@@ -46,7 +46,7 @@ def parse_variant(text: str) -> Variant:
 @click.pass_context
 def ablate_command(ctx, combinations, variants, seeds, recipe, config_path, out, **options):
     """Train and evaluate every alignment combination (or variant) with the same budget; report intervals and verdicts."""
-    from mia.core.run_config import provenance_lines, resolve, write_ablation_config
+    from mia.core.settings.run_config import provenance_lines, resolve, write_ablation_config
 
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     given = {**explicit_options(ctx, options), "out": out}

@@ -7,8 +7,8 @@ import json
 import click
 
 from mia.cli.params import COUNT, NON_NEGATIVE_INT
-from mia.core.config import DEVICES
-from mia.core.records import SPLITS
+from mia.core.settings.config import DEVICES
+from mia.core.data.records import SPLITS
 
 
 @click.command(name="compare")
@@ -26,7 +26,7 @@ def compare_command(first, second, data, split, device, eval_chunk, workers, as_
     Prints each metric of A and B, A - B with a 95% interval from a bootstrap over people,
     and a verdict: better, worse or not resolved.
     """
-    from mia.core.comparison import compare_checkpoints, comparison_table
+    from mia.core.evaluation.comparison import compare_checkpoints, comparison_table
 
     result = compare_checkpoints(first, second, data, split, device, eval_chunk, workers, show_progress=not as_json)
     if as_json:

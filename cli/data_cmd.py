@@ -7,10 +7,10 @@ import os
 import click
 
 from mia.cli.params import COUNT, NON_NEGATIVE_INT, Number
-from mia.core.errors import MiaError
-from mia.core.outputs import check_new_dir
-from mia.core.progress import Progress
-from mia.core.records import SPLITS, load_dataset
+from mia.core.base.errors import MiaError
+from mia.core.training.outputs import check_new_dir
+from mia.core.base.progress import Progress
+from mia.core.data.records import SPLITS, load_dataset
 from mia.plugins.datasets.synthpedes import SynthConfig, generate_synthpedes
 
 
@@ -62,7 +62,7 @@ def sizes_like(name: str) -> tuple[int, int, int, int]:
     """(identities, images per person, val identities, test identities) of a synthpedes shaped
     like the named benchmark's published splits (synthpedes always draws a val split, so
     only benchmarks with one are offered)."""
-    from mia.core.plugins import get_component
+    from mia.core.registry.plugins import get_component
 
     published = get_component("dataset", name).factory.published
     images_per_id = max(1, round(published["train"].images / published["train"].identities))

@@ -8,12 +8,12 @@ import click
 import numpy as np
 
 from mia.cli.params import COUNT, NON_NEGATIVE_INT, parse_weights_option
-from mia.core.intervals import format_intervals, outcome_intervals, query_outcomes, standard_errors
-from mia.core.config import DEVICES, EVAL_CHUNK
-from mia.core.errors import MiaError
-from mia.core.outputs import check_page_path
-from mia.core.metrics import chance_r1, format_metrics_table, top_k
-from mia.core.records import SPLITS, load_dataset
+from mia.core.evaluation.intervals import format_intervals, outcome_intervals, query_outcomes, standard_errors
+from mia.core.settings.config import DEVICES, EVAL_CHUNK
+from mia.core.base.errors import MiaError
+from mia.core.training.outputs import check_page_path
+from mia.core.evaluation.metrics import chance_r1, format_metrics_table, top_k
+from mia.core.data.records import SPLITS, load_dataset
 
 
 @click.command(name="eval")
@@ -41,7 +41,7 @@ def eval_command(checkpoint_path, model_dir, backend, data, split, device, eval_
     if backend == "torch":
         if not checkpoint_path:
             raise MiaError("--backend torch needs --checkpoint PATH (or use --backend onnx --model DIR)")
-        from mia.core.evaluate import evaluate_checkpoint
+        from mia.core.evaluation.evaluate import evaluate_checkpoint
 
         result = evaluate_checkpoint(checkpoint_path, data, split, device, eval_chunk, workers,
                                      show_progress=not as_json, log=log, weights=weights)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from mia.cli.params import Number
-from mia.core.config import DEVICES
-from mia.core.records import SPLITS
+from mia.core.settings.config import DEVICES
+from mia.core.data.records import SPLITS
 
 
 def _common(command):

@@ -1,6 +1,6 @@
 """How the command line reports failures: always one line and a non-zero exit.
 
-User mistakes arrive as :class:`~mia.core.errors.MiaError` (each with its own message) or
+User mistakes arrive as :class:`~mia.core.base.errors.MiaError` (each with its own message) or
 as OS errors (permission denied, disk full), which name the file involved.  Anything
 else is a bug in mia: as a safety net it is still one line, which says where the full
 traceback was saved; ``MIA_DEBUG=1`` lets it through instead, traceback and all.
@@ -13,8 +13,8 @@ import time
 import traceback
 from pathlib import Path
 
-from mia.core import atomic, diskspace
-from mia.core.paths import cache_dir
+from mia.core.base import atomic, diskspace
+from mia.core.base.paths import cache_dir
 
 DEBUG_VARIABLE = "MIA_DEBUG"
 

@@ -7,8 +7,8 @@ import os
 import click
 
 from mia.cli.params import COUNT, NON_NEGATIVE_INT
-from mia.core.config import DEVICES
-from mia.core.errors import MiaError
+from mia.core.settings.config import DEVICES
+from mia.core.base.errors import MiaError
 
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
 

@@ -16,9 +16,9 @@ import json
 import click
 
 from mia.cli.failures import debugging, describe_crash, describe_os_error
-from mia.core.errors import MiaError
-from mia.core.plugins import KIND_HOOKS, get_plugin_manager, get_registry, plugin_summaries
-from mia.core.version import VERSION
+from mia.core.base.errors import MiaError
+from mia.core.registry.plugins import KIND_HOOKS, get_plugin_manager, get_registry, plugin_summaries
+from mia.core.base.version import VERSION
 
 #: name -> ("module:attribute" of the command, its one-line summary)
 COMMANDS = {

@@ -7,8 +7,8 @@ import click
 from click.core import ParameterSource
 
 from mia.cli.params import Number, parse_image_size, parse_weights_option
-from mia.core.config import BOUNDS, CHOICES, EVAL_CHUNK, WORKER_CAP, TrainConfig
-from mia.core.stages import parse_stage_list
+from mia.core.settings.config import BOUNDS, CHOICES, EVAL_CHUNK, WORKER_CAP, TrainConfig
+from mia.core.settings.stages import parse_stage_list
 
 
 #: (option declaration, TrainConfig field, click keyword arguments); --align is per command
@@ -140,8 +140,8 @@ def config_files(recipe: str | None, config: str | None, data: str | None, log) 
     given alone (``--data cuhk-pedes:DIR``) gets its paper recipe, said on the first line:
     a researcher who names CUHK-PEDES expects MIA as published, not mia's quick defaults
     (global only, a random trunk, ten joint epochs)."""
-    from mia.core.records import named_dataset
-    from mia.core.run_config import default_recipe, load_recipe, read_config_file
+    from mia.core.data.records import named_dataset
+    from mia.core.settings.run_config import default_recipe, load_recipe, read_config_file
 
     files = []
     dataset = named_dataset(data) if data is not None else None

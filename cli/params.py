@@ -1,7 +1,7 @@
 """Parameter types and callbacks: every option value is checked when the command line is
 parsed, so a bad value is click's one-line usage error naming the option and the form it
 expects, before any data is read or any model is built.  Numeric bounds come from
-:mod:`mia.core.bounds` (training options: ``mia.core.config.BOUNDS``), the same ones the
+:mod:`mia.core.base.bounds` (training options: ``mia.core.settings.config.BOUNDS``), the same ones the
 configuration checks files with.
 """
 
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import click
 
-from mia.core import bounds
-from mia.core.bounds import Bound
-from mia.core.errors import MiaError
-from mia.core.stages import parse_weight_items
+from mia.core.base import bounds
+from mia.core.base.bounds import Bound
+from mia.core.base.errors import MiaError
+from mia.core.settings.stages import parse_weight_items
 
 
 class Number(click.ParamType):
-    """A click type for a number within a :class:`~mia.core.bounds.Bound`."""
+    """A click type for a number within a :class:`~mia.core.base.bounds.Bound`."""
 
     def __init__(self, kind: type = int, minimum: float | None = None, above: float | None = None,
                  maximum: float | None = None):

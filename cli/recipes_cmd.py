@@ -10,8 +10,8 @@ import click
 def recipes(ctx):
     """List training recipes (mia train --recipe NAME), or show one."""
     if ctx.invoked_subcommand is None:
-        from mia.core.plugins import get_registry
-        from mia.core.run_config import load_recipe
+        from mia.core.registry.plugins import get_registry
+        from mia.core.settings.run_config import load_recipe
 
         registry = get_registry("recipe")
         width = max((len(name) for name in registry.names()), default=0)
@@ -25,6 +25,6 @@ def recipes(ctx):
 @click.argument("name")
 def show(name):
     """Print a recipe (a name, or a .toml file), comments and all."""
-    from mia.core.run_config import load_recipe
+    from mia.core.settings.run_config import load_recipe
 
     click.echo(load_recipe(name).text, nl=False)

@@ -8,11 +8,11 @@ from pathlib import Path
 import click
 
 from mia.cli.params import COUNT
-from mia.core.config import DEVICES
-from mia.core.display import displayable
-from mia.core.errors import MiaError
+from mia.core.settings.config import DEVICES
+from mia.core.base.display import displayable
+from mia.core.base.errors import MiaError
 from mia.export.searching import DEFAULT_RERANK, Searcher, check_gallery_source
-from mia.core.outputs import check_page_path
+from mia.core.training.outputs import check_page_path
 
 
 def query_warnings(retriever, description: str) -> list[str]:

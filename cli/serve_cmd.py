@@ -7,8 +7,8 @@ import ipaddress
 import click
 
 from mia.cli.params import COUNT, Number
-from mia.core.config import DEVICES
-from mia.core.errors import MiaError
+from mia.core.settings.config import DEVICES
+from mia.core.base.errors import MiaError
 from mia.export.searching import DEFAULT_RERANK, Searcher, check_gallery_source
 
 

@@ -7,12 +7,12 @@ import click
 from mia.cli.options import (command_line_values, config_file_options, config_files, explicit_options, shown_default,
                              train_options)
 from mia.cli.params import parse_list
-from mia.core.checkpoint import load_checkpoint
-from mia.core.config import TrainConfig
-from mia.core.errors import MiaError
-from mia.core.metrics import format_metrics_table
-from mia.core.progress import format_seconds
-from mia.core.train import Trainer, train
+from mia.core.modeling.checkpoint import load_checkpoint
+from mia.core.settings.config import TrainConfig
+from mia.core.base.errors import MiaError
+from mia.core.evaluation.metrics import format_metrics_table
+from mia.core.base.progress import format_seconds
+from mia.core.training.train import Trainer, train
 
 @click.command(name="train")
 @click.option("--align", callback=parse_list, help=f"alignments, comma-separated: global,part,fine (default {shown_default(TrainConfig().align)})")
@@ -25,7 +25,7 @@ from mia.core.train import Trainer, train
 @click.pass_context
 def train_command(ctx, align, recipe, config_path, out, resume, dry_run, **options):
     """Train a model and keep the best checkpoint on val (or test), by --select-by."""
-    from mia.core.run_config import resolve
+    from mia.core.settings.run_config import resolve
 
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     given = explicit_options(ctx, options)
@@ -64,7 +64,7 @@ def train_command(ctx, align, recipe, config_path, out, resume, dry_run, **optio
 
 
 def _rehearse(config: TrainConfig, origin: dict, log) -> None:
-    from mia.core.run_config import render_config
+    from mia.core.settings.run_config import render_config
 
     figures = Trainer(config, origin=origin, log=log).rehearse()
     log(f"dry run on {figures['device']}: {figures['step_seconds']:.2f} s per step of {config.batch_size} pairs, "

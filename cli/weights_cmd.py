@@ -13,8 +13,8 @@ def weights():
 @weights.command(name="list")
 def list_weights():
     """The weights names of the built-in image encoders and whether each is cached."""
-    from mia.core.plugins import get_registry
-    from mia.core.pretrained import cached_weights
+    from mia.core.registry.plugins import get_registry
+    from mia.core.modeling.pretrained import cached_weights
 
     models = [c.name for c in get_registry("image-encoder") if c.plugin == "mia.plugins.image_encoders"]
     for model, name, path, present in cached_weights(models):
@@ -25,7 +25,7 @@ def list_weights():
 @click.argument("files", nargs=-1, required=True)
 def add(files):
     """Copy torchvision weights FILES (under torchvision's own names) into the hub cache."""
-    from mia.core.pretrained import add_weights_file
+    from mia.core.modeling.pretrained import add_weights_file
 
     for file in files:
         click.echo(f"{file} -> {add_weights_file(file)}")

@@ -1,9 +1,13 @@
-"""mia core: plugin system, model assembly, data pipeline, training and evaluation.
+"""mia core, in rooms that import one way, each from the rooms before it:
 
-Plugin authors need only ``from mia.core import hookimpl``.
+``base`` < ``registry`` < ``data`` < ``settings`` < ``runtime`` < ``modeling`` <
+``evaluation`` < ``training`` < ``experiments`` (tests/test_docs.py holds them to it).
+
+Plugin authors need only ``from mia.core import hookimpl``; docs/architecture.md says what
+each module owns.
 """
 
-from mia.core.errors import MiaError
-from mia.core.hookspecs import hookimpl
+from mia.core.base.errors import MiaError
+from mia.core.registry.hookspecs import hookimpl
 
 __all__ = ["MiaError", "hookimpl"]

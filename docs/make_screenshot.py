@@ -117,7 +117,7 @@ def screenshot(run: Path, out: Path, query: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from mia.core.errors import MiaError
+    from mia.core.base.errors import MiaError
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", nargs="?", default="runs/demo", help="a run with exported/ and index/ (default runs/demo)")

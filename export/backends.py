@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 import torch
 
-from mia.core.errors import MiaError
+from mia.core.base.errors import MiaError
 from mia.export.graphs import GraphIO
 
 BACKENDS = {"onnx": ".onnx", "torchscript": ".pt"}

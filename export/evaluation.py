@@ -10,9 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
-from mia.core.metrics import retrieval_metrics
-from mia.core.progress import Progress
-from mia.core.records import Record
+from mia.core.evaluation.metrics import retrieval_metrics
+from mia.core.base.progress import Progress
+from mia.core.data.records import Record
 from mia.export.runtime import Retriever
 
 

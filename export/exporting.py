@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mia.core import atomic
-from mia.core.alignment import undeclared_reads
-from mia.core.checkpoint import load_checkpoint, model_from_checkpoint
-from mia.core.errors import MiaError
-from mia.core.evaluate import evaluate_checkpoint
-from mia.core.features import ImageFeatures, TextFeatures
-from mia.core.outputs import check_export_dir
-from mia.core.records import load_dataset
-from mia.core.version import VERSION
+from mia.core.base import atomic
+from mia.core.modeling.alignment import undeclared_reads
+from mia.core.modeling.checkpoint import load_checkpoint, model_from_checkpoint
+from mia.core.base.errors import MiaError
+from mia.core.evaluation.evaluate import evaluate_checkpoint
+from mia.core.modeling.features import ImageFeatures, TextFeatures
+from mia.core.training.outputs import check_export_dir
+from mia.core.data.records import load_dataset
+from mia.core.base.version import VERSION
 from mia.export.backends import BACKENDS, torch_signature, onnx_signature, write_onnx, write_torchscript
 from mia.export.evaluation import evaluate_retriever
 from mia.export.graphs import build_graphs, example_inputs, graph_io

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mia.core.features import ImageFeatures, TextFeatures
-from mia.core.model import MiaModel, fuse
+from mia.core.modeling.features import ImageFeatures, TextFeatures
+from mia.core.modeling.model import MiaModel, fuse
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from urllib.parse import quote
 
 import numpy as np
 
-from mia.core import atomic
-from mia.core.display import displayable
-from mia.core.outputs import PAGE_GENERATOR
-from mia.core.preprocess import load_rgb
+from mia.core.base import atomic
+from mia.core.base.display import displayable
+from mia.core.training.outputs import PAGE_GENERATOR
+from mia.core.data.preprocess import load_rgb
 
 THUMB_HEIGHT = 256
 METRIC_KEYS = ("R1", "R5", "R10", "mAP", "mINP")

@@ -12,9 +12,9 @@ import math
 import re
 from pathlib import Path, PurePosixPath
 
-from mia.core.errors import MiaError
-from mia.core.hf_tokenizer import TOKENIZER_FILE
-from mia.core.tokenizer import Vocabulary
+from mia.core.base.errors import MiaError
+from mia.core.data.hf_tokenizer import TOKENIZER_FILE
+from mia.core.data.tokenizer import Vocabulary
 
 MANIFEST = "manifest.json"
 FORMAT = "mia-export/2"
@@ -169,7 +169,7 @@ def read_tokenizer(manifest: dict, model_dir: Path):
     text = manifest["text"]
     if text["tokenizer"] == "words":
         return Vocabulary(text["vocabulary"])
-    from mia.core.hf_tokenizer import HFTokenizer
+    from mia.core.data.hf_tokenizer import HFTokenizer
 
     return HFTokenizer.from_file(model_dir / text["tokenizer_file"])
 

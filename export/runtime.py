@@ -17,11 +17,11 @@ from typing import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from mia.core.config import EVAL_CHUNK
-from mia.core.errors import MiaError
-from mia.core.preprocess import load_image_array
-from mia.core.text_arrays import TextSettings, encode_texts
-from mia.core.tokenizer import tokenize
+from mia.core.settings.config import EVAL_CHUNK
+from mia.core.base.errors import MiaError
+from mia.core.data.preprocess import load_image_array
+from mia.core.data.text_arrays import TextSettings, encode_texts
+from mia.core.data.tokenizer import tokenize
 from mia.export.manifest import model_digest, read_manifest, read_tokenizer
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -82,7 +82,7 @@ def _chunker(spec: str | None):
     serves as well as it trained."""
     if spec is None:
         return None
-    from mia.core.phrases import get_chunker
+    from mia.core.data.phrases import get_chunker
 
     return get_chunker(spec)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mia.core.errors import MiaError
+from mia.core.base.errors import MiaError
 
 if TYPE_CHECKING:
     from mia.export.runtime import Retriever

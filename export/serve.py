@@ -36,10 +36,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from mia.core.display import displayable
-from mia.core.errors import MiaError
-from mia.core.preprocess import load_rgb
-from mia.core.version import VERSION
+from mia.core.base.display import displayable
+from mia.core.base.errors import MiaError
+from mia.core.data.preprocess import load_rgb
+from mia.core.base.version import VERSION
 from mia.export.manifest import model_card
 from mia.export.searching import Searcher
 

@@ -28,7 +28,7 @@ image is reported and skipped, never fatal.
 
 Faults end cleanly.  The free space is checked against an estimate of the store before
 anything is encoded, and each memory-mapped array reserves its blocks before it is
-mapped (a full disk is then one line, not SIGBUS; see :mod:`mia.core.diskspace`); a
+mapped (a full disk is then one line, not SIGBUS; see :mod:`mia.core.base.diskspace`); a
 ``--gallery`` search on a full disk encodes in memory instead.  The image-decoding workers
 exit on their own when the building process dies, however it dies, and an error or Ctrl-C
 in the building process cancels their pending work.
@@ -51,12 +51,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mia.core import atomic, diskspace
-from mia.core.errors import MiaError
-from mia.core.outputs import refuse_inputs_inside
-from mia.core.paths import cache_dir as user_cache_dir
-from mia.core.preprocess import load_rgb, normalize_array, to_uint8_chw
-from mia.core.progress import Progress
+from mia.core.base import atomic, diskspace
+from mia.core.base.errors import MiaError
+from mia.core.training.outputs import refuse_inputs_inside
+from mia.core.base.paths import cache_dir as user_cache_dir
+from mia.core.data.preprocess import load_rgb, normalize_array, to_uint8_chw
+from mia.core.base.progress import Progress
 from mia.export.manifest import read_description, sha256_of
 from mia.export.runtime import EncodedImages, Retriever
 
@@ -182,7 +182,7 @@ class GalleryStore:
         spread evenly over it (first and last included): a gallery that moved or vanished
         is an error naming the way out, a few missing files a warning (returned: they
         answer 404 until the index is rebuilt).  A sample keeps a million entries fast."""
-        from mia.core.display import displayable
+        from mia.core.base.display import displayable
 
         picked = np.unique(np.linspace(0, len(self) - 1, min(sample, len(self))).round().astype(np.int64))
         missing = [self.paths[i] for i in picked if not self.paths[i].is_file()]
@@ -595,7 +595,7 @@ def _squeeze(tmp: Path, arrays: dict, rows: np.ndarray) -> dict:
 
 def check_index_dir(target: Path) -> None:
     """An index is written into a new or empty directory or over an earlier index."""
-    from mia.core.outputs import check_index_dir as check
+    from mia.core.training.outputs import check_index_dir as check
 
     check(target)
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mia.core.errors import MiaError
-from mia.core.text_pooling import TokenTextEncoder
+from mia.core.base.errors import MiaError
+from mia.core.modeling.text_pooling import TokenTextEncoder
 
 PHRASE_ENCODINGS = ("sequences", "spans")  # the first is the default
 

@@ -7,7 +7,7 @@ taken into CLIP's joint space with the tower's own projection, as its pooled cla
 is; their grid rows become the K stripes (the grid must cut into ``--num-parts`` equal
 bands) and the class token the global vector.
 
-Text: CLIP's causal transformer over open_clip's BPE tokens (:func:`mia.core.hf_tokenizer.
+Text: CLIP's causal transformer over open_clip's BPE tokens (:func:`mia.core.data.hf_tokenizer.
 clip_tokenizer`, carried to the runtime as a ``tokenizer.json``).  The sentence is the
 end-of-text token, as in CLIP; a noun phrase is, by default, the last of its tokens in the
 caption's own forward (``spans``: under causal attention the only one that has read the
@@ -34,11 +34,11 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from mia.core.errors import MiaError
-from mia.core.hf_tokenizer import clip_tokenizer
-from mia.core.preprocess import ImagePreprocessing
-from mia.core.pretrained import fetch_url, hub_file
-from mia.core.text_pooling import TokenTextEncoder
+from mia.core.base.errors import MiaError
+from mia.core.data.hf_tokenizer import clip_tokenizer
+from mia.core.data.preprocess import ImagePreprocessing
+from mia.core.modeling.pretrained import fetch_url, hub_file
+from mia.core.modeling.text_pooling import TokenTextEncoder
 from mia.plugins.timm_encoders import WEIGHTS_SUFFIXES, close_names
 from mia.plugins.torchvision_encoders import StripeEncoder, check_patch_grid
 

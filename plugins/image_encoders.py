@@ -3,12 +3,12 @@ names and descriptions without importing torch; the implementation module
 (:mod:`mia.plugins.torchvision_encoders`) is imported when a model is built.
 
 ``timm`` and ``clip`` are families: ``timm:NAME`` is any timm model and ``clip:ARCH`` the
-image tower of any open_clip ViT (see :func:`mia.core.model.encoder_factory`), each
+image tower of any open_clip ViT (see :func:`mia.core.modeling.model.encoder_factory`), each
 behind an optional extra that is imported only when such an encoder is built."""
 
 from __future__ import annotations
 
-from mia.core.hookspecs import hookimpl
+from mia.core.registry.hookspecs import hookimpl
 
 IMPLEMENTATION = "mia.plugins.torchvision_encoders"
 

@@ -1,10 +1,10 @@
 """Built-in text encoders, registered by reference (imported when a model is built, so
 listing them needs neither torch nor transformers).  ``clip`` is a family: ``clip:ARCH``
-is the text tower of an open_clip model (see :func:`mia.core.model.encoder_factory`)."""
+is the text tower of an open_clip model (see :func:`mia.core.modeling.model.encoder_factory`)."""
 
 from __future__ import annotations
 
-from mia.core.hookspecs import hookimpl
+from mia.core.registry.hookspecs import hookimpl
 
 
 @hookimpl

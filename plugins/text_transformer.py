@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mia.core.errors import MiaError
-from mia.core.hf_tokenizer import TOKENIZER_FILE, HFTokenizer
-from mia.core.pretrained import offline
-from mia.core.text_pooling import TokenTextEncoder
+from mia.core.base.errors import MiaError
+from mia.core.data.hf_tokenizer import TOKENIZER_FILE, HFTokenizer
+from mia.core.modeling.pretrained import offline
+from mia.core.modeling.text_pooling import TokenTextEncoder
 
 PHRASE_ENCODINGS = ("spans", "sequences")  # the first is the default
 CONFIG_FILE = "config.json"

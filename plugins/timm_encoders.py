@@ -16,7 +16,7 @@ patch rows must cut into ``--num-parts`` equal stripes.
 Weights (``--image-weights``): ``imagenet`` (the model's default pretrained tag), a timm
 pretrained tag (``a1_in1k``), or a file.  timm keeps its weights on the Hugging Face hub:
 they are read from the Hugging Face cache, downloaded there only when the machine may go
-online (:func:`mia.core.pretrained.hub_file`).  Mean, std and the default input size come
+online (:func:`mia.core.modeling.pretrained.hub_file`).  Mean, std and the default input size come
 from the model's ``pretrained_cfg``.  Needs the extra: ``pip install 'mia-reid[timm]'``.
 """
 
@@ -30,9 +30,9 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from mia.core.errors import MiaError
-from mia.core.preprocess import ImagePreprocessing
-from mia.core.pretrained import ALIASES, fetch_url, hub_file
+from mia.core.base.errors import MiaError
+from mia.core.data.preprocess import ImagePreprocessing
+from mia.core.modeling.pretrained import ALIASES, fetch_url, hub_file
 from mia.plugins.torchvision_encoders import StripeEncoder, check_patch_grid
 
 EXTRA = "pip install 'mia-reid[timm]'"

@@ -3,9 +3,9 @@
 The last feature map is pooled twice: globally into ``v_g`` and into K horizontal stripes
 (top to bottom, as in PCB and MIA) into ``v_1..v_K``; both are projected to the joint
 embedding size.  The trunk starts from random weights, from torchvision's pretrained
-weights by name (``imagenet``, ``IMAGENET1K_V2``, ...; see :mod:`mia.core.pretrained`) or
+weights by name (``imagenet``, ``IMAGENET1K_V2``, ...; see :mod:`mia.core.modeling.pretrained`) or
 from a local state dict.  All of them expect ImageNet-normalised RGB, which each encoder
-declares as its :class:`~mia.core.preprocess.ImagePreprocessing`.
+declares as its :class:`~mia.core.data.preprocess.ImagePreprocessing`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import torch
 import torchvision
 from torch import nn
 
-from mia.core.errors import MiaError
-from mia.core.pretrained import load_image_weights
-from mia.core.preprocess import ImagePreprocessing
+from mia.core.base.errors import MiaError
+from mia.core.modeling.pretrained import load_image_weights
+from mia.core.data.preprocess import ImagePreprocessing
 
 
 @functools.lru_cache(maxsize=32)

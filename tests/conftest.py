@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mia.core.plugins import reset_plugins
+from mia.core.registry.plugins import reset_plugins
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -73,7 +73,7 @@ def tiny_bert(tiny_synth, tmp_path_factory) -> Path:
     from tokenizers.models import WordPiece
     from transformers import BertConfig, BertModel
 
-    from mia.core.tokenizer import tokenize
+    from mia.core.data.tokenizer import tokenize
 
     words = sorted({w for e in json.loads((tiny_synth / "reid_raw.json").read_text()) for c in e["captions"]
                     for w in tokenize(c)})

@@ -163,8 +163,8 @@ def test_a_grid_grows_by_variants_of_new_settings_and_over_fields_added_since():
     baseline's, and a grid saved before a field existed trained with that field's default."""
     from dataclasses import replace
 
-    from mia.core.ablation import Variant, _extends, _settings
-    from mia.core.config import TrainConfig
+    from mia.core.experiments.ablation import Variant, _extends, _settings
+    from mia.core.settings.config import TrainConfig
 
     base = TrainConfig(epochs=5)
     saved = _settings(base, [Variant("mia", {}), Variant("all", {"ranking_negatives": "all"})], [0, 1])

@@ -4,10 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mia.core.alignment import LossSettings
-from mia.core.evaluate import score_chunks
-from mia.core.features import ImageFeatures, TextFeatures
-from mia.core.model import ModelSpec, create_model
+from mia.core.modeling.alignment import LossSettings
+from mia.core.evaluation.evaluate import score_chunks
+from mia.core.modeling.features import ImageFeatures, TextFeatures
+from mia.core.modeling.model import ModelSpec, create_model
 from mia.plugins.alignments.fine_align import FineAlignment
 from mia.plugins.alignments.global_align import GlobalAlignment
 from mia.plugins.alignments.part_align import PartAlignment
@@ -137,7 +137,7 @@ def test_scoring_keeps_no_autograd_graph():
 @torch.no_grad()
 def test_an_alignment_with_only_a_similarity_scores_through_the_prepared_path():
     """A plugin that implements just ``similarity`` gets prepare_gallery/score_prepared for free."""
-    from mia.core.alignment import Alignment
+    from mia.core.modeling.alignment import Alignment
 
     class DotAlignment(Alignment):
         def similarity(self, text, image):
@@ -201,7 +201,7 @@ def test_loss_weights_scale_each_alignments_losses():
 def test_losses_equal_each_alignments_own_ranking_and_identity_losses():
     """One classifier call for every identity feature and one run of part's relation MLPs
     per step give the losses of scoring and classifying each alignment on its own."""
-    from mia.core.alignment import ranking_loss
+    from mia.core.modeling.alignment import ranking_loss
 
     torch.manual_seed(0)
     model = create_model(ModelSpec(image_encoder="resnet18", alignments=["global", "part", "fine"], embed_dim=16,
@@ -255,7 +255,7 @@ def test_cuda_and_cpu_forms_of_stripe_pooling_agree_with_a_direct_computation():
     """The CUDA branch (few kernels) never runs in CI: check both forms here, on the CPU,
     against the literal softmax, weighted sum and cosine, with logits large enough that a
     softmax without its shift would overflow."""
-    from mia.core import attention
+    from mia.core.runtime import attention
 
     g = torch.Generator().manual_seed(1)
     queries = torch.randn(3, 4, D, generator=g)  # [T, M, D]

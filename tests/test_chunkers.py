@@ -6,9 +6,9 @@ import types
 
 import pytest
 
-from mia.core.errors import MiaError
-from mia.core.plugins import get_component, get_registry
-from mia.core.tokenizer import tokenize
+from mia.core.base.errors import MiaError
+from mia.core.registry.plugins import get_component, get_registry
+from mia.core.data.tokenizer import tokenize
 from mia.plugins.chunkers import rules
 from mia.plugins.chunkers.rules import RuleChunker, chunk_phrases
 

@@ -149,7 +149,7 @@ def test_checkpoint_from_an_incompatible_model_is_a_clear_error(trained, tmp_pat
 
 
 def test_eval_weights_override_the_checkpoints_fusion(tiny_synth, tmp_path):
-    from mia.core.evaluate import evaluate_checkpoint
+    from mia.core.evaluation.evaluate import evaluate_checkpoint
 
     out = tmp_path / "global+fine"
     train(tiny_synth, out, "--align", "global,fine")

@@ -1,4 +1,4 @@
-"""mia.core.testing: the built-in plugins pass the conformance checks that plugin authors
+"""mia.core.modeling.testing: the built-in plugins pass the conformance checks that plugin authors
 run, the checks catch broken components, and an undeclared read of parts is an export error."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import re
 import pytest
 import torch
 
-from mia.core.alignment import PreparedAlignment
-from mia.core.errors import MiaError
-from mia.core.features import ImageFeatures, TextFeatures
-from mia.core.plugins import get_plugin_manager
-from mia.core.testing import check_alignment, check_chunker, check_image_encoder, check_text_encoder
+from mia.core.modeling.alignment import PreparedAlignment
+from mia.core.base.errors import MiaError
+from mia.core.modeling.features import ImageFeatures, TextFeatures
+from mia.core.registry.plugins import get_plugin_manager
+from mia.core.modeling.testing import check_alignment, check_chunker, check_image_encoder, check_text_encoder
 from mia.plugins.alignments.fine_align import FineAlignment
 from mia.plugins.alignments.global_align import GlobalAlignment
 from mia.plugins.alignments.part_align import PartAlignment
@@ -35,20 +35,20 @@ def test_builtin_image_encoders_conform(factory):
 @pytest.mark.parametrize("name", ["timm:test_vit", "timm:test_resnet"])
 def test_timm_encoders_conform(name):
     """A ViT (stripes from its patch rows) and a CNN (from its feature map)."""
-    from mia.core.model import encoder_factory
+    from mia.core.modeling.model import encoder_factory
 
     check_image_encoder(encoder_factory("image-encoder", name))
 
 
 def test_clip_image_tower_conforms(tiny_clip):
-    from mia.core.model import encoder_factory
+    from mia.core.modeling.model import encoder_factory
 
     check_image_encoder(encoder_factory("image-encoder", f"clip:{tiny_clip}"))
 
 
 @pytest.mark.parametrize("encoding", ["spans", "sequences"])
 def test_clip_text_tower_conforms(tiny_clip, encoding):
-    from mia.core.model import encoder_factory
+    from mia.core.modeling.model import encoder_factory
 
     check_text_encoder(encoder_factory("text-encoder", f"clip:{tiny_clip}"), phrase_encoding=encoding)
 
@@ -104,8 +104,8 @@ def test_the_checks_catch_broken_alignments(factory, message):
 
 
 def test_an_undeclared_read_of_parts_is_an_export_error(tmp_path):
-    from mia.core.model import ModelSpec, create_model
-    from mia.core.tokenizer import Vocabulary
+    from mia.core.modeling.model import ModelSpec, create_model
+    from mia.core.data.tokenizer import Vocabulary
     from mia.export.exporting import export_model
 
     def register_alignments(register):

@@ -8,11 +8,11 @@ from PIL import Image
 
 from conftest import write_pedes
 from mia.cli.main import cli
-from mia.core.data import ImageReader
-from mia.core.policy import prepare_images
-from mia.core.errors import MiaError
-from mia.core.preprocess import load_image_array
-from mia.core.records import load_dataset, parse_data_spec
+from mia.core.data.loaders import ImageReader
+from mia.core.runtime.policy import prepare_images
+from mia.core.base.errors import MiaError
+from mia.core.data.preprocess import load_image_array
+from mia.core.data.records import load_dataset, parse_data_spec
 
 
 def cuhk_entries():

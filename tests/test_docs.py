@@ -135,9 +135,11 @@ def test_the_architecture_page_names_every_module_and_only_modules_that_exist():
     missing = sorted(path for path in named if not (ROOT / path).is_file())
     assert not missing, f"docs/architecture.md names modules that do not exist: {missing}"
     folders = set(re.findall(r"`((?:core|plugins|export|cli)/[\w/]+)/`", page))
-    modules = {path.relative_to(ROOT).as_posix() for layer in ("core", "plugins", "export", "cli")
-               for path in (ROOT / layer).glob("*.py") if path.name != "__init__.py"}
+    modules = {path.relative_to(ROOT).as_posix()
+               for layer, pattern in (("core", "**/*.py"), ("plugins", "*.py"), ("export", "*.py"), ("cli", "*.py"))
+               for path in (ROOT / layer).glob(pattern) if path.name != "__init__.py"}
     unnamed = sorted(module for module in modules if module not in named)
     assert not unnamed, f"docs/architecture.md does not name: {unnamed}"
-    subpackages = {path.parent.relative_to(ROOT).as_posix() for path in (ROOT / "plugins").glob("*/__init__.py")}
+    subpackages = {path.parent.relative_to(ROOT).as_posix()
+                   for layer in ("core", "plugins") for path in (ROOT / layer).glob("*/__init__.py")}
     assert subpackages <= folders, f"docs/architecture.md does not name the folders {sorted(subpackages - folders)}"

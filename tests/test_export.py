@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mia.core.errors import MiaError
+from mia.core.base.errors import MiaError
 from mia.export.exporting import export_model
 from mia.export.manifest import read_manifest
 from test_cli_train import TINY, run

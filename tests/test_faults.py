@@ -25,7 +25,7 @@ import pytest
 from test_cli_train import TINY, run, train
 from test_hostile_inputs import assert_one_line_failure, snapshot
 
-from mia.core import diskspace
+from mia.core.base import diskspace
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds processes through /proc")
 

@@ -12,8 +12,8 @@ pytest.importorskip("triton")
 
 CHECK = textwrap.dedent("""
     import torch
-    from mia.core import attention, fused_pool
-    from mia.core.features import ImageFeatures, TextFeatures
+    from mia.core.runtime import attention, fused_pool
+    from mia.core.modeling.features import ImageFeatures, TextFeatures
     from mia.plugins.alignments.fine_align import FineAlignment
     from mia.plugins.alignments.part_align import PartAlignment
 
@@ -63,7 +63,7 @@ def test_fused_kernels_equal_the_eager_pooling_in_the_interpreter():
 def test_the_kernels_are_used_only_for_plain_scoring():
     import torch
 
-    from mia.core import attention, policy
+    from mia.core.runtime import attention, policy
 
     leaf = torch.ones(3, requires_grad=True)
     assert not policy.plain_ops(leaf)  # training: autograd needs the eager forms

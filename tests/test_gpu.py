@@ -57,9 +57,9 @@ def test_onnx_runtime_cuda_provider_when_available(tiny_synth, tmp_path):
 def test_fused_scoring_kernels_on_cuda_match_the_cpu():
     """Scoring on CUDA goes through the Triton kernels of core.fused_pool (compiled here,
     interpreted in CI); every alignment's score must equal the CPU's fp32 one."""
-    from mia.core import attention
-    from mia.core.features import ImageFeatures, TextFeatures
-    from mia.core.model import ModelSpec, create_model
+    from mia.core.runtime import attention
+    from mia.core.modeling.features import ImageFeatures, TextFeatures
+    from mia.core.modeling.model import ModelSpec, create_model
 
     g = torch.Generator().manual_seed(0)
     model = create_model(ModelSpec(image_encoder="resnet18", alignments=["global", "part", "fine"], embed_dim=64,

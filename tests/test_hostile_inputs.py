@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cli_train import TINY, run
 
-from mia.core.errors import MiaError
+from mia.core.base.errors import MiaError
 from mia.plugins.datasets.pedes_json import CUHK_PEDES
 
 
@@ -565,7 +565,7 @@ def test_force_replaces_a_previous_export_and_its_cache_only(world, tmp_path):
 
 
 def test_an_unexpected_exception_is_one_line_with_a_saved_traceback(world, tmp_path, monkeypatch):
-    import mia.core.records as records
+    import mia.core.data.records as records
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from mia.core.intervals import (PeopleBootstrap, QueryOutcomes, metric_interval, paired_difference, query_outcomes,
+from mia.core.evaluation.intervals import (PeopleBootstrap, QueryOutcomes, metric_interval, paired_difference, query_outcomes,
                                 twin_outcomes)
-from mia.core.metrics import retrieval_metrics
+from mia.core.evaluation.metrics import retrieval_metrics
 
 
 def outcomes(person, r1) -> QueryOutcomes:

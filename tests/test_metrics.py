@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from mia.core.metrics import chance_r1, retrieval_metrics
+from mia.core.evaluation.metrics import chance_r1, retrieval_metrics
 
 
 def brute_force(similarity, query_pids, gallery_pids):
@@ -68,7 +68,7 @@ def test_chance_r1_is_the_mean_share_of_correct_items():
 
 
 def test_top_k_is_best_first_with_stable_ties():
-    from mia.core.metrics import top_k
+    from mia.core.evaluation.metrics import top_k
 
     sim = np.array([[0.1, 0.9, 0.5, 0.9], [0.3, 0.2, 0.1, 0.0]])
     indices, scores = top_k(sim, 3, chunk=1)

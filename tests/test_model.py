@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from mia.core.alignment import ranking_loss
-from mia.core.model import ModelSpec, create_model
+from mia.core.modeling.alignment import ranking_loss
+from mia.core.modeling.model import ModelSpec, create_model
 from mia.plugins.torchvision_encoders import _stripe_weights
 from mia.plugins.bigru import BiGRUTextEncoder
 

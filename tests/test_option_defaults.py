@@ -12,7 +12,7 @@ import pytest
 from mia.cli.ablate_cmd import DEFAULT_SEEDS
 from mia.cli.main import cli
 from mia.cli.options import TRAIN_OPTIONS, shown_default
-from mia.core.config import BOUNDS, EVAL_CHUNK, WORKER_CAP, TrainConfig
+from mia.core.settings.config import BOUNDS, EVAL_CHUNK, WORKER_CAP, TrainConfig
 from mia.export.searching import DEFAULT_RERANK
 from mia.plugins.datasets.synthpedes import SynthConfig
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from mia.core.plots import grouped_bar_chart
+from mia.core.experiments.plots import grouped_bar_chart
 
 
 def test_a_long_title_shrinks_to_fit(tmp_path):

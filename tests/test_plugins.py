@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from mia.cli.main import cli
 from mia.core import hookimpl
-from mia.core.errors import MiaError
-from mia.core.plugins import get_component, get_plugin_manager, get_registry, reset_plugins
+from mia.core.base.errors import MiaError
+from mia.core.registry.plugins import get_component, get_plugin_manager, get_registry, reset_plugins
 
 
 def _plugin(name, **hooks):
@@ -123,7 +123,7 @@ def test_documented_image_encoder_plugin_works_as_a_distribution(tmp_path, monke
 
     import torch
 
-    from mia.core.model import ModelSpec, create_model
+    from mia.core.modeling.model import ModelSpec, create_model
 
     page = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
     source = next(block for block in re.findall(r"```python\n(.*?)```", page, re.S) if "class TinyCNN" in block)

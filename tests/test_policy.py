@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mia.core import fused_pool
-from mia.core.errors import MiaError
-from mia.core.policy import autocast, current, make_policy
+from mia.core.runtime import fused_pool
+from mia.core.base.errors import MiaError
+from mia.core.runtime.policy import autocast, current, make_policy
 from test_cli_train import TINY, run
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")

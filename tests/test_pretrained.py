@@ -14,11 +14,11 @@ import pytest
 import torch
 import torchvision
 
-from mia.core.errors import MiaError
-from mia.core.plugins import get_plugin_manager
-from mia.core.preprocess import ImagePreprocessing, load_image_array
-from mia.core.text_arrays import TextSettings, encode_texts, phrase_char_spans, phrase_positions
-from mia.core.tokenizer import Vocabulary
+from mia.core.base.errors import MiaError
+from mia.core.registry.plugins import get_plugin_manager
+from mia.core.data.preprocess import ImagePreprocessing, load_image_array
+from mia.core.data.text_arrays import TextSettings, encode_texts, phrase_char_spans, phrase_positions
+from mia.core.data.tokenizer import Vocabulary
 from mia.export.manifest import read_manifest
 from test_cli_train import TINY, run
 from test_plugins import _plugin
@@ -77,7 +77,7 @@ def test_checkpoint_and_manifest_record_the_starting_weights(torch_home, tiny_sy
 def test_weights_add_checks_the_name_and_the_hash_and_list_shows_the_cache(torch_home, tmp_path, monkeypatch):
     import hashlib
 
-    import mia.core.pretrained as pretrained
+    import mia.core.modeling.pretrained as pretrained
     from test_hostile_inputs import assert_one_line_failure
 
     listed = run("weights", "list")
@@ -180,7 +180,7 @@ def transformer_export(tiny_bert, tiny_synth, tmp_path_factory) -> Path:
 
 
 def test_transformer_trains_fine_tunes_slowly_and_rebuilds_from_its_checkpoint(transformer_export, tiny_bert):
-    from mia.core.checkpoint import load_checkpoint, model_from_checkpoint
+    from mia.core.modeling.checkpoint import load_checkpoint, model_from_checkpoint
 
     payload = load_checkpoint(transformer_export / "run" / "last.pt", resumable=True)
     spec = payload["spec"]

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from mia.core.run_config import FORMAT
+from mia.core.settings.run_config import FORMAT
 from test_cli_train import TINY, history, run, without_timing
 
 TINY_RECIPE = f"""# a recipe small enough for a test
@@ -56,9 +56,9 @@ def test_recipes_are_listed_and_shown():
 
 
 def test_every_shipped_recipe_is_complete_and_says_where_each_value_comes_from():
-    from mia.core.plugins import get_registry
-    from mia.core.run_config import load_recipe, resolve
-    from mia.core.stages import canonical_alignments, plan_stages
+    from mia.core.registry.plugins import get_registry
+    from mia.core.settings.run_config import load_recipe, resolve
+    from mia.core.settings.stages import canonical_alignments, plan_stages
 
     for name in get_registry("recipe").names():
         config, _ = resolve([load_recipe(name)], {})
@@ -113,7 +113,7 @@ def test_a_named_benchmark_alone_gets_its_paper_recipe(tiny_synth, tmp_path, mon
     recipe says, announced on the first line (the training itself is replaced: the
     recipe is ResNet-50 at 384x128 for 40 epochs)."""
     import mia.cli.train_cmd as train_cmd
-    from mia.core.run_config import load_recipe
+    from mia.core.settings.run_config import load_recipe
 
     seen = {}
     monkeypatch.setattr(train_cmd, "train", lambda config, **kwargs: seen.setdefault("config", config) and None)
@@ -141,7 +141,7 @@ def test_a_data_set_without_val_selects_on_a_carved_val_split(tiny_synth, tmp_pa
 
 
 def test_the_carved_split_is_the_same_people_every_time_and_never_in_train(tiny_synth, tmp_path):
-    from mia.core.records import training_dataset
+    from mia.core.data.records import training_dataset
 
     root = real_format_copy(tiny_synth, tmp_path / "ICFG", "icfg-pedes")
     first, again = (training_dataset(f"icfg-pedes:{root}", 0.25, 3, False) for _ in range(2))
@@ -165,8 +165,8 @@ def test_selecting_on_test_must_be_asked_for_and_is_labelled(tiny_synth, tmp_pat
 
 def test_a_download_missing_a_person_is_reported_split_by_split(tiny_synth, tmp_path, monkeypatch):
     """The published sizes are the tiny set's own, so exactly the split that lost a person differs."""
-    from mia.core.plugins import get_component
-    from mia.core.records import SplitSize, load_dataset
+    from mia.core.registry.plugins import get_component
+    from mia.core.data.records import SplitSize, load_dataset
 
     whole = load_dataset(str(tiny_synth)).sizes()
     monkeypatch.setattr(get_component("dataset", "cuhk-pedes").factory, "published", whole)
@@ -245,7 +245,7 @@ def invoke(*args):
 
 def test_none_overrides_a_recipes_pretrained_weights(tmp_path):
     from mia.cli.options import command_line_values
-    from mia.core.run_config import load_recipe, resolve
+    from mia.core.settings.run_config import load_recipe, resolve
 
     recipe = load_recipe("demo")
     assert recipe.values["image_weights"] == "IMAGENET1K_V1"

@@ -1,7 +1,7 @@
 import pytest
 
-from mia.core.errors import MiaError
-from mia.core.stages import Stage, active_at, parse_weight_items, plan_stages, resolve_weights
+from mia.core.base.errors import MiaError
+from mia.core.settings.stages import Stage, active_at, parse_weight_items, plan_stages, resolve_weights
 
 
 def test_no_stages_trains_everything_together():

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mia.core.records import load_dataset
-from mia.core.tokenizer import tokenize as model_tokenize
+from mia.core.data.records import load_dataset
+from mia.core.data.tokenizer import tokenize as model_tokenize
 from mia.plugins.chunkers.rules import RuleChunker
 from mia.plugins.datasets import synthpedes_source
 from mia.plugins.datasets.synthpedes import DEFAULT_SET, IDENTITY_FILE, UNSEEN_ANNOTATION_FILE, SynthConfig, generate_synthpedes

@@ -1,4 +1,4 @@
-from mia.core.tokenizer import PAD_ID, UNK_ID, Vocabulary, pad_ids, tokenize
+from mia.core.data.tokenizer import PAD_ID, UNK_ID, Vocabulary, pad_ids, tokenize
 
 
 def test_tokenize_lowercases_and_drops_punctuation():

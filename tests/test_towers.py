@@ -13,7 +13,7 @@ import sys
 import pytest
 import torch
 
-from mia.core.errors import MiaError
+from mia.core.base.errors import MiaError
 from mia.export.manifest import read_manifest
 from conftest import TINY_CLIP
 from test_cli_train import TINY, run
@@ -122,8 +122,8 @@ def test_the_clip_tokenizer_tokenizes_exactly_as_open_clip(clip_run, source):
     """The exported tokenizer.json (the tiny tower's 32-token context) and ViT-B-16's (77)."""
     import open_clip
 
-    from mia.core.hf_tokenizer import HFTokenizer
-    from mia.core.model import create_tokenizer
+    from mia.core.data.hf_tokenizer import HFTokenizer
+    from mia.core.modeling.model import create_tokenizer
 
     if source == "export":
         ours = HFTokenizer.from_file(clip_run / "export" / "tokenizer.json")
@@ -142,7 +142,7 @@ def test_the_clip_towers_compute_what_open_clip_computes(tiny_clip, tmp_path):
     encode_image, and the text tower at the end token is open_clip's encode_text."""
     import open_clip
 
-    from mia.core.text_pooling import masked_last
+    from mia.core.modeling.text_pooling import masked_last
     from mia.plugins.clip_towers import clip_image_encoder, clip_text_encoder
 
     reference = open_clip.create_model(tiny_clip).eval()
@@ -162,7 +162,7 @@ def test_the_clip_towers_compute_what_open_clip_computes(tiny_clip, tmp_path):
 
 
 def test_either_clip_tower_pairs_with_any_other(tiny_clip):
-    from mia.core.model import ModelSpec, create_model
+    from mia.core.modeling.model import ModelSpec, create_model
 
     for image, text in ((f"clip:{tiny_clip}", "bigru"), ("resnet18", f"clip:{tiny_clip}")):
         spec = ModelSpec(image_encoder=image, text_encoder=text, embed_dim=16, num_parts=2, image_size=(64, 32),
@@ -211,7 +211,7 @@ def hub_cache(root, repo: str, filename: str, state: dict):
 def test_timm_weights_by_tag_load_offline_from_the_hugging_face_cache(tmp_path, monkeypatch):
     import timm
 
-    from mia.core.model import encoder_factory
+    from mia.core.modeling.model import encoder_factory
 
     state = timm.create_model("test_vit").state_dict()  # at 160x160 with its classifier, as timm publishes it
     state["patch_embed.proj.bias"] = torch.full_like(state["patch_embed.proj.bias"], 0.25)
@@ -226,7 +226,7 @@ def test_timm_weights_by_tag_load_offline_from_the_hugging_face_cache(tmp_path, 
 def test_clip_weights_by_hub_id_load_offline_from_the_hugging_face_cache(tiny_clip, tmp_path, monkeypatch):
     import open_clip
 
-    from mia.core.model import encoder_factory
+    from mia.core.modeling.model import encoder_factory
 
     state = open_clip.create_model(tiny_clip).state_dict()
     monkeypatch.setenv("HF_HOME", str(hub_cache(tmp_path, "someone/tiny-clip", "open_clip_model.safetensors", state)))
@@ -289,7 +289,7 @@ def test_without_the_extra_naming_such_an_encoder_says_which_to_install(tiny_syn
 
 
 def test_a_member_given_to_a_single_encoder_is_refused():
-    from mia.core.model import encoder_factory
+    from mia.core.modeling.model import encoder_factory
 
     with pytest.raises(MiaError, match=r"'resnet18' is a single image-encoder, not a family"):
         encoder_factory("image-encoder", "resnet18:wide")

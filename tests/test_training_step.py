@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from mia.core.alignment import LossSettings
-from mia.core.policy import prepare_images
-from mia.core.data import ImageReader, PairDataset, build_text_table, person_labels
-from mia.core.model import ModelSpec, create_model
-from mia.core.records import load_dataset
-from mia.core.step import TrainingStep
-from mia.core.text_arrays import TextSettings
-from mia.core.tokenizer import Vocabulary
+from mia.core.modeling.alignment import LossSettings
+from mia.core.runtime.policy import prepare_images
+from mia.core.data.loaders import ImageReader, PairDataset, build_text_table, person_labels
+from mia.core.modeling.model import ModelSpec, create_model
+from mia.core.data.records import load_dataset
+from mia.core.training.step import TrainingStep
+from mia.core.data.text_arrays import TextSettings
+from mia.core.data.tokenizer import Vocabulary
 
 from test_cli_train import TINY, run
 
@@ -133,8 +133,8 @@ def test_train_compile_option_compiles_the_step_and_keeps_batch_shapes_fixed(tin
 
 
 def test_an_unknown_compile_mode_is_a_one_line_error():
-    from mia.core.config import TrainConfig
-    from mia.core.errors import MiaError
+    from mia.core.settings.config import TrainConfig
+    from mia.core.base.errors import MiaError
 
     with pytest.raises(MiaError, match=r"^--compile: expected one of default, reduce-overhead"):
         TrainConfig(compile="fast").validate()

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from mia.core.hookspecs import hookimpl
+from mia.core.registry.hookspecs import hookimpl
 
 
 @hookimpl

@@ -13,9 +13,9 @@ import math
 import torch
 from torch import nn
 
-from mia.core.alignment import PreparedAlignment
-from mia.core.attention import masked_mean, phrase_pool, phrase_state, stripe_pool, stripe_state
-from mia.core.features import ImageFeatures, TextFeatures
+from mia.core.modeling.alignment import PreparedAlignment
+from mia.core.runtime.attention import masked_mean, phrase_pool, phrase_state, stripe_pool, stripe_state
+from mia.core.modeling.features import ImageFeatures, TextFeatures
 
 
 class FineAlignment(PreparedAlignment):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mia.core.alignment import PreparedAlignment
-from mia.core.features import ImageFeatures, TextFeatures
+from mia.core.modeling.alignment import PreparedAlignment
+from mia.core.modeling.features import ImageFeatures, TextFeatures
 
 
 class GlobalAlignment(PreparedAlignment):

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mia.core.alignment import PreparedAlignment
-from mia.core.attention import masked_softmax, phrase_pool, phrase_state, stripe_pool, stripe_state
-from mia.core.features import ImageFeatures, TextFeatures
+from mia.core.modeling.alignment import PreparedAlignment
+from mia.core.runtime.attention import masked_softmax, phrase_pool, phrase_state, stripe_pool, stripe_state
+from mia.core.modeling.features import ImageFeatures, TextFeatures
 
 
 def _relation_mlp(embed_dim: int) -> nn.Module:

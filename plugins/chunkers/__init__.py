@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mia.core.errors import MiaError
-from mia.core.hookspecs import hookimpl
+from mia.core.base.errors import MiaError
+from mia.core.registry.hookspecs import hookimpl
 from mia.plugins.chunkers.rules import RuleChunker
 from mia.plugins.chunkers.spacy_chunker import DEFAULT_PIPELINE, spacy_chunker
 

@@ -7,7 +7,7 @@ a one-line :class:`MiaError` rather than a traceback.
 
 from __future__ import annotations
 
-from mia.core.errors import MiaError
+from mia.core.base.errors import MiaError
 
 DEFAULT_PIPELINE = "en_core_web_sm"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mia.core.errors import MiaError
-from mia.core.hookspecs import hookimpl
+from mia.core.base.errors import MiaError
+from mia.core.registry.hookspecs import hookimpl
 from mia.plugins.datasets.pedes_json import CUHK_PEDES, ICFG_PEDES, RSTPREID, JsonFormat
 
 SYNTHPEDES = "mia.plugins.datasets.synthpedes_source"  # by reference: its generator imports numpy and Pillow

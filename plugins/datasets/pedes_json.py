@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from mia.core.errors import MiaError, read_user_file
-from mia.core.records import SPLITS, Record, SplitSize
+from mia.core.base.errors import MiaError, read_user_file
+from mia.core.data.records import SPLITS, Record, SplitSize
 
 MAX_PERSON_ID = 2**63 - 1  # person ids live in int64 arrays
 TWINS_FILE = "twins.json"

@@ -15,9 +15,9 @@ import json
 import sys
 from pathlib import Path
 
-from mia.core.paths import cache_dir
-from mia.core.progress import Progress
-from mia.core.records import Record
+from mia.core.base.paths import cache_dir
+from mia.core.base.progress import Progress
+from mia.core.data.records import Record
 from mia.plugins.datasets.pedes_json import CUHK_PEDES, JsonFormat
 from mia.plugins.datasets.synthpedes import DEFAULT_SET, UNSEEN_ANNOTATION_FILE, SynthConfig, generate_synthpedes
 

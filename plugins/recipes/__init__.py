@@ -8,7 +8,7 @@ import functools
 import tomllib
 from pathlib import Path
 
-from mia.core.hookspecs import hookimpl
+from mia.core.registry.hookspecs import hookimpl
 
 FOLDER = Path(__file__).parent
 

@@ -1,0 +1,96 @@
+"""The hooks a mia plugin can implement (simonw/llm style: every hook gets a callback).
+
+Each ``register_*`` hook receives ``register(name, factory, aliases=(), description="")``;
+``factory`` may be the callable or a ``"module:attribute"`` string naming it, imported only
+when the component is used (so listing components never imports torch).
+Built-in components are registered through these very hooks (see ``mia.plugins``), so a
+third-party plugin is exactly as capable as the built-ins.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("mia")
+hookimpl = pluggy.HookimplMarker("mia")
+
+
+@hookspec
+def register_image_encoders(register):
+    """Register image encoders.
+
+    ``factory(embed_dim, num_parts, weights=None) -> nn.Module`` whose forward maps images
+    ``[B, 3, H, W]`` to ``(global [B, D], parts [B, K, D])``.  ``weights`` is what
+    ``--image-weights`` says (a name such as ``imagenet`` or a file).  The module may declare
+    ``preprocessing`` (a :class:`mia.core.data.preprocess.ImagePreprocessing`: mean, std, default
+    size; ImageNet statistics at 384x128 otherwise) and ``weights_source`` (recorded as
+    where training started).  Optional parameters, given only to a factory that names them:
+    ``image_size`` (``--image-size`` or None) and ``config`` (what the module's
+    ``config_dict`` returned, when a checkpoint rebuilds it).  A *family* (``timm``,
+    ``clip``) registers a callable marked ``family = True`` that maps the text after the
+    colon of ``FAMILY:MEMBER`` to such a factory (text encoders alike).
+    """
+
+
+@hookspec
+def register_text_encoders(register):
+    """Register text encoders.
+
+    ``factory(vocab_size, embed_dim, phrase_encoding="sequences", weights=None, config=None)
+    -> nn.Module`` whose forward maps ``(tokens [B, L], phrases [B, M, P])`` to
+    ``(global [B, D], phrases [B, M, D], phrase_mask [B, M])``; id 0 is padding everywhere.
+    ``phrases`` holds each phrase's token ids (``sequences``) or the 1-based positions of
+    its tokens in the caption (``spans``).  ``weights`` (``--text-weights``) starts training
+    from a pretrained model; ``config`` is what the module's ``config_dict`` returned,
+    handed back when a checkpoint rebuilds it.  Optional declarations:
+    ``factory.phrase_encodings`` (supported, default first; else only ``sequences``),
+    ``factory.build_tokenizer(texts, min_freq, weights)`` (else mia's word vocabulary from
+    the training captions), ``module.pretrained_parameters()`` (trained at
+    ``--text-lr-mult`` times the rate).
+    """
+
+
+@hookspec
+def register_alignments(register):
+    """Register alignment granularities.
+
+    ``factory(embed_dim) -> mia.core.modeling.alignment.Alignment`` (an ``nn.Module`` that scores
+    every text against every image and names its identity-loss features).  Evaluation
+    scores many query chunks against one gallery: an alignment whose gallery side costs
+    work may also override ``prepare_gallery`` / ``score_prepared`` to do it once
+    (``mia.core.modeling.alignment.PreparedAlignment`` then derives ``similarity`` from them).
+    """
+
+
+@hookspec
+def register_datasets(register):
+    """Register data sets.
+
+    ``factory(path) -> list[mia.core.data.records.Record]``.  ``path`` may be ``None`` for a
+    data set that can build itself (the built-in ``synthpedes``).  A factory may carry
+    ``detect(path) -> bool`` so that ``--data PATH`` finds it from the annotation file.
+    """
+
+
+@hookspec
+def register_phrase_chunkers(register):
+    """Register noun-phrase chunkers.
+
+    ``factory(option) -> callable(caption: str) -> list[str]``; ``option`` is the text
+    after the colon in ``--chunker NAME:OPTION`` (or ``None``).
+    """
+
+
+@hookspec
+def register_recipes(register):
+    """Register training recipes (``mia recipes``, ``mia train --recipe NAME``).
+
+    ``factory() -> str`` returns the recipe's text: a config file in the format of
+    :mod:`mia.core.settings.run_config` (TOML, ``format = "mia-config/1"``, a ``description`` line, an
+    optional ``default_for`` data set and a ``[train]`` table whose values say in comments
+    where they come from).  A plugin that adds a tower or a data set can ship the recipe
+    that trains it.
+    """
+
+
+@hookspec
+def register_commands(cli):
+    """Add click commands or groups to the ``mia`` command line."""
