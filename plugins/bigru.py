@@ -4,7 +4,7 @@ Padding is handled without ``pack_padded_sequence`` (which breaks ONNX export): 
 backward direction runs over each sequence reversed *within its own length*, so it never
 reads padding before real words, and outputs are max-pooled over real words only
 (``bigru``) or read at the ends, the two directions' final hidden states (``bigru-final``,
-the paper's sentence vector; docs/method.md measures the two).
+the paper's sentence vector; docs/method.md sets the two side by side).
 Noun phrases go through the same GRU as short texts of their own (``sequences``, the
 paper's way) or are max-pooled from the caption's outputs at their positions (``spans``).
 """

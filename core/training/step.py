@@ -25,8 +25,8 @@ class TrainingStep:
     model itself, its DistributedDataParallel wrapper or a compiled form of either."""
 
     def __init__(self, forward, optimizer: torch.optim.Optimizer, device: torch.device,
-                 losses: LossSettings = LossSettings(), normalisation: tuple = (IMAGENET_MEAN, IMAGENET_STD)):
-        self.forward, self.optimizer, self.device, self.settings = forward, optimizer, device, losses
+                 settings: LossSettings = LossSettings(), normalisation: tuple = (IMAGENET_MEAN, IMAGENET_STD)):
+        self.forward, self.optimizer, self.device, self.settings = forward, optimizer, device, settings
         self.mean, self.std = normalisation  # the image encoder's
         self._pending = None
 

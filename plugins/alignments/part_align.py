@@ -14,7 +14,7 @@ recomputed for every chunk, a cost comparable to the scoring product itself.
 The score averages both directions (a text without phrases uses the image side alone).
 The temperature is learned by default: fixed at 1 (``rga_temperature="fixed"``, the public
 re-implementation's), a softmax over cosines in [-1, 1] is nearly uniform and the
-"guidance" does little; docs/method.md has the measurement of the two.
+"guidance" does little (docs/method.md sets the two side by side).
 """
 
 from __future__ import annotations
