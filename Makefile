@@ -22,11 +22,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The test suite also trains timm and open_clip towers (tiny, random weights): their extras
-# go in for `make test` only, so the default install and `make demo` stay without them.
+# The test suite also trains timm and open_clip towers (tiny, random weights) and indexes a
+# generated video (OpenCV): their extras go in for `make test` only, so the default install
+# and `make demo` stay without them.
 TEST_STAMP := $(VENV)/.installed-test-extras
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[train,test,hf,serve,tensorboard,timm,clip]'
+	$(BIN)/pip install --quiet -e '.[train,test,hf,serve,tensorboard,timm,clip,video]'
 	touch $(TEST_STAMP)
 
 # The main job on the built-in data set: train MIA by its recipe (mia recipes show demo: global +

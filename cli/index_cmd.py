@@ -31,26 +31,48 @@ def index():
 
 @index.command(name="build")
 @click.option("--model", "model_dir", required=True, help="exported model directory (mia export onnx)")
-@click.option("--gallery", required=True, help="folder of person images (searched recursively)")
+@click.option("--gallery", help="folder of person images (searched recursively)")
+@click.option("--video", help="a video file, or a folder of videos: people are detected, tracked and indexed "
+              "as moments (needs mia-reid[video])")
 @click.option("--out", required=True, help="index directory (new, empty, or an index to update)")
 @click.option("--index-type", type=click.Choice(INDEX_TYPES), default="auto", show_default=True,
               help="FAISS index: exact (flat) below 100,000 images, inverted lists (ivf) above")
 @click.option("--workers", type=NON_NEGATIVE_INT, default=None, help="image-decoding processes (default: cores-1)")
 @click.option("--batch-size", type=COUNT, default=64, show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-def build(model_dir, gallery, out, index_type, workers, batch_size, device):
+@click.option("--detector", default="motion", show_default=True,
+              help="with --video: person detector NAME[:OPTION] (mia list detector)")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
+              help="with --video: frames sampled per second of video")
+@click.option("--crops-per-track", type=COUNT, default=4, show_default=True,
+              help="with --video: crops kept of each person's passage, spread over it")
+def build(model_dir, gallery, video, out, index_type, workers, batch_size, device, detector, fps, crops_per_track):
     """Encode a gallery (only new or changed files when --out holds an index) into an index.
 
-    Under a launcher that sets RANK and WORLD_SIZE each process encodes its share into
+    With --video, people are found in the footage, linked into tracks across frames, and a
+    search returns moments (video, time span, frame and box) instead of images.  Under a
+    launcher that sets RANK and WORLD_SIZE each process encodes its share of a --gallery into
     OUT.shard-RANK-of-WORLD; join them with 'mia index merge OUT'.
     """
-    from mia.export.store import build_index
     from mia.export.runtime import Retriever
 
+    if (gallery is None) == (video is None):
+        raise MiaError("give exactly one of --gallery FOLDER and --video FILE_OR_FOLDER")
     rank, world = _launcher_rank()
     workers = max((os.cpu_count() or 1) - 1, 0) if workers is None else workers
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
+    if video is not None:
+        if world > 1:
+            raise MiaError("--video is indexed by one process; run it without a launcher (WORLD_SIZE > 1)")
+        from mia.export.video_index import build_video_index
+
+        build_video_index(Retriever(model_dir, device=device), video, out, detector, fps, crops_per_track, index_type,
+                          workers, batch_size, device, log=log)
+        return
+    from mia.export.store import build_index
+
     build_index(Retriever(model_dir, device=device), gallery, out, index_type, workers, batch_size, rank, world,
-                log=lambda m: click.echo(m, err=True))
+                log=log)
 
 
 @index.command(name="merge")

@@ -62,6 +62,10 @@ def search_command(description, model_dir, gallery, index_dir, gallery_root, rer
     warnings = query_warnings(retriever, description)
     for warning in warnings:
         log(f"warning: {warning}")
+    if searcher.moments is not None:
+        _show_moments(searcher.search_moments(description, top_k), description, retriever, warnings, as_json,
+                      html_path, model_dir, log)
+        return
     results = searcher.search(description, top_k)
     if as_json:
         click.echo(json.dumps({"query": description, "provider": retriever.providers[0], "warnings": warnings,
@@ -75,4 +79,21 @@ def search_command(description, model_dir, gallery, index_dir, gallery_root, rer
 
         name = f"{Path(model_dir).name} ({'+'.join(retriever.manifest['alignments'])})"
         search_page(html_path, description, results, name)
+        log(f"wrote {html_path}")
+
+
+def _show_moments(moments, description, retriever, warnings, as_json, html_path, model_dir, log) -> None:
+    """A video index's results: each a person's passage, with its time span and frame."""
+    if as_json:
+        click.echo(json.dumps({"query": description, "provider": retriever.providers[0], "warnings": warnings,
+                               "results": [{"rank": rank, **moment.as_dict()}
+                                           for rank, moment in enumerate(moments, start=1)]}))
+    else:
+        for rank, moment in enumerate(moments, start=1):
+            click.echo(f"{rank:>3}  {moment.score:.4f}  {displayable(Path(moment.video).name)}  {moment.span}  "
+                       f"track {moment.track}  (best match at {moment.time:.1f} s, frame {moment.frame})")
+    if html_path:
+        from mia.export.html import moments_page
+
+        moments_page(html_path, description, moments, f"{Path(model_dir).name} ({'+'.join(retriever.manifest['alignments'])})")
         log(f"wrote {html_path}")

@@ -1,6 +1,7 @@
 """docs/serve.png: the search page of the demo model, showing the demo query's results.
 
     python docs/make_screenshot.py runs/demo          # after `make demo`: RUN/exported and RUN/index
+    python docs/make_screenshot.py --model runs/demo/exported --index VIDEO_INDEX --query Q --out docs/serve-video.png
 
 The model and its index are served in this process on a free loopback port, and the page
 is loaded as ``/?q=<the demo query>`` in headless Chromium, driven by Playwright (the
@@ -99,8 +100,8 @@ def enlarge(page, n: int = 0) -> tuple[dict, dict]:
     return thumbnail, page.locator("#large").bounding_box()
 
 
-def screenshot(run: Path, out: Path, query: str) -> None:
-    """``out``: the page serving RUN/exported over RUN/index, showing ``query``'s results."""
+def screenshot(model: Path, index: Path, out: Path, query: str) -> None:
+    """``out``: the page serving the exported ``model`` over ``index``, showing ``query``'s results."""
     from mia.export.runtime import Retriever
     from mia.export.searching import Searcher
     from mia.export.serve import create_app
@@ -108,8 +109,8 @@ def screenshot(run: Path, out: Path, query: str) -> None:
     executable = chromium()
     if executable is None:
         sys.exit("no Chromium found (install the system package 'chromium')")
-    searcher = Searcher(Retriever(run / "exported", device="cpu"), index=run / "index", log=lambda m: None)
-    app = create_app(searcher, str(run / "exported"), log=lambda m: None, access_log=False)
+    searcher = Searcher(Retriever(model, device="cpu"), index=index, log=lambda m: None)
+    app = create_app(searcher, str(model), log=lambda m: None, access_log=False)
     with serving(app) as url, browser_page(executable) as page:
         open_search(page, url, query)
         page.screenshot(path=str(out))
@@ -121,15 +122,18 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", nargs="?", default="runs/demo", help="a run with exported/ and index/ (default runs/demo)")
+    parser.add_argument("--model", help="the exported model (default RUN/exported)")
+    parser.add_argument("--index", help="the index served, e.g. one of footage (default RUN/index)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "serve.png"))
     parser.add_argument("--query", default=None, help="the description searched (default: the Makefile's DEMO_QUERY)")
     args = parser.parse_args(argv)
     run = Path(args.run)
-    for needed in ("exported", "index"):
-        if not (run / needed).is_dir():
-            sys.exit(f"{run}: no {needed}/ in it (run 'make demo' first)")
+    model, index = Path(args.model or run / "exported"), Path(args.index or run / "index")
+    for needed in (model, index):
+        if not needed.is_dir():
+            sys.exit(f"{needed}: no such directory (run 'make demo' first)")
     try:
-        screenshot(run, Path(args.out), args.query or demo_query())
+        screenshot(model, index, Path(args.out), args.query or demo_query())
     except MiaError as exc:
         sys.exit(f"Error: {exc}")
 

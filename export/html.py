@@ -38,6 +38,11 @@ h1 { font-size: 1.3em; } .meta { color: #666; }
 .tile figcaption { word-break: break-all; }
 .tile.hit { border-color: #2a2; } .tile.miss { border-color: #d22; }
 .mark { font-weight: bold; } .hit .mark { color: #2a2; } .miss .mark { color: #d22; }
+.moment { margin: 0; display: flex; gap: 8px; align-items: flex-start; border: 1px solid #ddd; border-radius: 4px;
+  padding: 6px; font-size: 0.85em; }
+.frame { position: relative; width: 360px; } .frame img { width: 100%; display: block; }
+.box { position: absolute; border: 2px solid #f30; box-sizing: border-box; }
+.moment .crop { height: 150px; width: auto; } .moment figcaption { width: 150px; }
 table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
 """
 
@@ -55,10 +60,11 @@ def _tile(src: str, rank: int, score: float, path: str, correct: bool | None = N
             f"</figcaption></figure>")
 
 
-def thumbnail_data_uri(path: str | Path) -> str:
-    """A small JPEG of the image as a ``data:`` URI, so the page needs no other file."""
+def thumbnail_data_uri(path: str | Path, size: int = THUMB_HEIGHT) -> str:
+    """A small JPEG of the image (at most ``size`` pixels wide and high) as a ``data:`` URI,
+    so the page needs no other file."""
     image = load_rgb(path)
-    image.thumbnail((THUMB_HEIGHT, THUMB_HEIGHT))
+    image.thumbnail((size, size))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -70,6 +76,29 @@ def search_page(out_path: str | Path, query: str, results: Sequence[tuple[Path, 
                     for rank, (path, score) in enumerate(results, start=1))
     body = (f"<h1>mia search</h1><p class=\"meta\">model {escape(displayable(model_name))} &middot; top {len(results)}</p>"
             f'<p class="caption query">{escape(query)}</p><div class="row">{tiles}</div>')
+    atomic.write_text(out_path, _page(f"mia search: {query}", body))
+
+
+def moments_page(out_path: str | Path, query: str, moments: Sequence, model_name: str) -> None:
+    """A video index's results: for each passage its time span, the frame with the person's
+    box drawn over it (positioned in percent of the frame, so it scales with the picture)
+    and the crop that matched; images embedded, like :func:`search_page`."""
+    cards = []
+    for rank, moment in enumerate(moments, start=1):
+        width, height = moment.frame_size
+        x1, y1, x2, y2 = moment.box
+        box = (f"left:{100 * x1 / width:.2f}%;top:{100 * y1 / height:.2f}%;"
+               f"width:{100 * (x2 - x1) / width:.2f}%;height:{100 * (y2 - y1) / height:.2f}%")
+        cards.append(
+            f'<figure class="moment"><div class="frame"><img src="{thumbnail_data_uri(moment.frame_image, 480)}" '
+            f'alt="frame {moment.frame}"><div class="box" style="{box}"></div></div>'
+            f'<img class="crop" src="{thumbnail_data_uri(moment.crop)}" alt="rank {rank}">'
+            f'<figcaption>#{rank} &middot; {moment.score:.4f}<br><b>{escape(moment.span)}</b> '
+            f'in {escape(displayable(Path(moment.video).name))}<br>track {moment.track}, best match at '
+            f'{moment.time:.1f} s</figcaption></figure>')
+    body = (f"<h1>mia search</h1><p class=\"meta\">model {escape(displayable(model_name))} &middot; "
+            f"top {len(moments)} passages</p><p class=\"caption query\">{escape(query)}</p>"
+            f'<div class="row">{"".join(cards)}</div>')
     atomic.write_text(out_path, _page(f"mia search: {query}", body))
 
 

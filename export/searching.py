@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from mia.core.base.errors import MiaError
 
 if TYPE_CHECKING:
+    from mia.export.moments import Moment
     from mia.export.runtime import Retriever
 
 #: re-ranked entries per query unless --rerank says otherwise (its effect: docs/deploy.md)
@@ -24,11 +25,13 @@ def check_gallery_source(gallery, index) -> None:
 
 class Searcher:
     """``search(query, top_k) -> [(path, score)]`` over the store of a folder (every image
-    scored: right for thousands) or of an index (two-stage: right for millions)."""
+    scored: right for thousands) or of an index (two-stage: right for millions); over an
+    index of footage (``moments`` is set) ``search_moments`` ranks people's passages."""
 
     def __init__(self, retriever: Retriever, gallery: str | Path | None = None, index: str | Path | None = None,
                  cache_dir: str | Path | None = None, rerank: int | None = None, log=print, show_progress=True,
                  gallery_root: str | Path | None = None):
+        from mia.export.moments import MomentIndex
         from mia.export.store import cached_store, open_store
 
         check_gallery_source(gallery, index)
@@ -45,9 +48,14 @@ class Searcher:
             self.store = cached_store(retriever, gallery, cache_dir, log=log, show_progress=show_progress)
             self.rerank = None
         self.paths, self.root = self.store.paths, self.store.gallery
+        self.moments = MomentIndex(self.store) if self.store.root and MomentIndex.holds(self.store) else None
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def search(self, query: str, top_k: int) -> list[tuple[Path, float]]:
         return self.store.rank(self.retriever, query, top_k, self.rerank)
+
+    def search_moments(self, query: str, top_k: int) -> list[Moment]:
+        """Over a video index: the ``top_k`` best tracks (see :mod:`mia.export.moments`)."""
+        return self.moments.search(self.retriever, query, top_k, self.rerank)

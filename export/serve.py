@@ -8,6 +8,8 @@ Torch-free, like the rest of the runtime.  Routes (described for programs by
 * ``GET /api/search?q=...&k=10&offset=0``: ranked results as JSON;
 * ``GET /images/{id}``, ``GET /thumbs/{id}``: a gallery entry by its number, so only files
   of the gallery can ever be served (no path reaches the file system);
+* ``GET /frames/{id}``: over a video index, the frame that entry's crop was cut from (its
+  results are people's passages: video, time span, frame and box);
 * ``GET /healthz``: whether the model and gallery are loaded.
 
 Queries are bounded (:data:`MAX_QUERY_CHARS`, :data:`MAX_K`, :data:`MAX_RESULTS`); the page
@@ -62,7 +64,17 @@ _RESULT = {"type": "object", "properties": {
     "score": {"type": "number", "description": "the model's score: the weighted sum of its alignments' similarities"},
     "match": {"type": "integer", "nullable": True, "description": "the score as a percentage of the best result's "
               "score for this query (100 = the best result; null when no score is above zero)"},
-    "thumb": {"type": "string"}, "image": {"type": "string"}}}
+    "thumb": {"type": "string"}, "image": {"type": "string"},
+    "video": {"type": "string", "description": "(video index) the video the passage is in"},
+    "track": {"type": "integer", "description": "(video index) the passage's number within its video"},
+    "start": {"type": "number", "description": "(video index) second the person is first seen"},
+    "end": {"type": "number", "description": "(video index) second the person is last seen"},
+    "span": {"type": "string", "description": "(video index) start-end as mm:ss.s"},
+    "frame": {"type": "integer", "description": "(video index) the frame of the best-matching crop"},
+    "time": {"type": "number", "description": "(video index) that frame's second"},
+    "box": {"type": "array", "items": {"type": "number"}, "description": "(video index) x1, y1, x2, y2 in the frame"},
+    "frame_size": {"type": "array", "items": {"type": "integer"}, "description": "(video index) width, height"},
+    "frame_image": {"type": "string", "description": "(video index) /frames/{id}"}}}
 #: the routes of :func:`create_app`, described for programs (a test checks both list the same paths)
 OPENAPI = {
     "openapi": "3.0.3",
@@ -85,7 +97,9 @@ OPENAPI = {
                 "200": {"description": "the results, best first", "content": {"application/json": {"schema": {
                     "type": "object", "properties": {
                         "query": {"type": "string"}, "offset": {"type": "integer"}, "k": {"type": "integer"},
-                        "gallery": {"type": "integer", "description": "images searched"},
+                        "gallery": {"type": "integer", "description": "what a search ranks: images, or passages "
+                                    "of people in a video index"},
+                        "unit": {"type": "string", "enum": ["images", "passages"]},
                         "warning": {"type": "string", "nullable": True},
                         "unknown_words": {"type": "array", "items": {"type": "string"}},
                         "results": {"type": "array", "items": _RESULT}}}}}},
@@ -94,6 +108,10 @@ OPENAPI = {
                                     "responses": {"200": {"description": "the file", "content": {"image/*": {}}},
                                                   "404": _ERROR}}},
         "/thumbs/{entry}": {"get": {"summary": f"A gallery image at most {THUMB_HEIGHT} pixels high or wide",
+                                    "parameters": _ENTRY,
+                                    "responses": {"200": {"description": "JPEG", "content": {"image/jpeg": {}}},
+                                                  "404": _ERROR}}},
+        "/frames/{entry}": {"get": {"summary": "(video index) the frame a passage's crop was cut from, downscaled",
                                     "parameters": _ENTRY,
                                     "responses": {"200": {"description": "JPEG", "content": {"image/jpeg": {}}},
                                                   "404": _ERROR}}},
@@ -130,7 +148,12 @@ def create_app(searcher: Searcher, name: str, log=print, access_log: bool = True
     per request."""
     lock = threading.Lock()
     ids = {path: i for i, path in enumerate(searcher.paths)}
-    page = _page(name, model_card(searcher.retriever.manifest), len(searcher))
+    moments = searcher.moments
+    ranked = len(moments.spans) if moments else len(searcher)  # what a search can return: passages or images
+    videos = len(moments.videos) if moments else 0
+    searched = (f"{ranked:,} passages of people in {videos:,} video{'s' if videos != 1 else ''}" if moments
+                else f"{len(searcher):,} images")
+    page = _page(name, model_card(searcher.retriever.manifest), searched)
     api_page = _api_page()
 
     def relative(path: Path) -> str:
@@ -163,14 +186,25 @@ def create_app(searcher: Searcher, name: str, log=print, access_log: bool = True
             return _error(400, f"offset + k: at most {MAX_RESULTS}")
         with lock:
             known, unknown = searcher.retriever.unknown_words(query)
-            hits = searcher.search(query, offset + k)
+            if moments:
+                found = searcher.search_moments(query, offset + k)
+                hits = [(m.crop, m.score) for m in found]
+            else:
+                hits = searcher.search(query, offset + k)
         best = hits[0][1] if hits else 0.0
         warning = None if known else "the model knows none of these words: the ranking is meaningless"
         results = [{"rank": offset + n + 1, "id": ids[path], "path": relative(path), "score": round(score, 6),
                     "match": round(100 * max(score, 0.0) / best) if best > 0 else None,
                     "thumb": f"/thumbs/{ids[path]}", "image": f"/images/{ids[path]}"}
                    for n, (path, score) in enumerate(hits[offset:])]
-        return JSONResponse({"query": query, "offset": offset, "k": k, "gallery": len(searcher),
+        if moments:
+            for result, moment in zip(results, found[offset:]):
+                result.update(video=displayable(Path(moment.video).name), track=moment.track, start=moment.start,
+                              end=moment.end, span=moment.span, frame=moment.frame, time=moment.time,
+                              box=list(moment.box), frame_size=list(moment.frame_size),
+                              frame_image=f"/frames/{moment.entry}")
+        return JSONResponse({"query": query, "offset": offset, "k": k, "gallery": ranked,
+                             "unit": "passages" if moments else "images",
                              "warning": warning, "unknown_words": unknown, "results": results})
 
     def entry_path(request: Request) -> Path | JSONResponse:
@@ -204,11 +238,25 @@ def create_app(searcher: Searcher, name: str, log=print, access_log: bool = True
         except Exception as exc:  # PIL raises many types for a broken or vanished file; all mean "unreadable"
             return unreadable(request, path, exc)
 
+    def frame(request: Request) -> Response:
+        """The (downscaled) video frame a video index's entry was cut from."""
+        path = entry_path(request)
+        if isinstance(path, Response):
+            return path
+        if not moments:
+            return _error(404, "this index holds images, not video frames")
+        framed = moments.moment(request.path_params["entry"], 0.0).frame_image
+        try:
+            return Response(framed.read_bytes(), media_type="image/jpeg")
+        except OSError as exc:
+            return unreadable(request, framed, exc)
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "gallery": len(searcher), "provider": searcher.retriever.providers[0]})
 
     routes = [Route("/", home), Route("/api/search", search), Route("/healthz", healthz),
               Route("/images/{entry:int}", image), Route("/thumbs/{entry:int}", thumb),
+              Route("/frames/{entry:int}", frame),
               Route("/openapi.json", openapi), Route("/api", api)]
     return Starlette(routes=routes, middleware=[Middleware(AccessLog, log=log)] if access_log else [])
 
@@ -283,13 +331,14 @@ def uvicorn_server(app):
     return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, backlog=BACKLOG))
 
 
-def _page(name: str, card: dict, images: int) -> str:
-    """The page, with the model and the gallery named in its header (all text escaped)."""
+def _page(name: str, card: dict, searched: str) -> str:
+    """The page, with the model and the gallery (``searched``: what it holds) named in its
+    header (all text escaped)."""
     facts = " · ".join(f"{label} {escape(displayable(card[label]))}"
                        for label in ("trained on", "image encoder", "text encoder", "exported"))
     alignments = "".join(f"<li>{escape(displayable(a))} × {escape(str(w))}</li>" for a, w in card["alignments"].items())
     return (PAGE.replace("{{name}}", escape(displayable(name))).replace("{{facts}}", facts)
-            .replace("{{images}}", f"{images:,}").replace("{{alignments}}", alignments))
+            .replace("{{searched}}", escape(searched)).replace("{{alignments}}", alignments))
 
 
 def _api_page() -> str:

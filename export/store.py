@@ -192,7 +192,7 @@ class GalleryStore:
         if len(missing) < len(picked):
             return (f"index {self.root}: {found}; rebuild it with 'mia index build' to drop them "
                     "(until then they answer 404)")
-        if self.gallery != Path(self.meta["gallery"]):
+        if self.gallery != (self.root / self.meta["gallery"] if self.root else Path(self.meta["gallery"])):
             raise MiaError(f"--gallery-root {self.gallery}: {found}; give the folder that now holds what "
                            f"{self.meta['gallery']} held, or rebuild the index with 'mia index build'")
         raise MiaError(f"index {self.root}: its gallery {self.gallery} moved or is gone ({found}); "
@@ -207,6 +207,12 @@ class GalleryStore:
         """The ``top_k`` best (path, score), best first, by the model's fused score: over the
         ``rerank`` best global cosines of the FAISS first stage, or over every entry (a
         store without FAISS, or ``rerank`` None)."""
+        rows, scores = self.ranked_rows(retriever, query, top_k, rerank)
+        return [(self.paths[row], float(score)) for row, score in zip(rows, scores)]
+
+    def ranked_rows(self, retriever: Retriever, query: str, top_k: int, rerank: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`rank` as entry numbers and scores."""
         text = retriever.encode_texts([query])
         if self.faiss is None or rerank is None:
             rows, features = np.arange(len(self)), self.every_row()
@@ -215,7 +221,7 @@ class GalleryStore:
             features = self.features(rows)
         scores = retriever.score(text, EncodedImages(features))[0]
         order = np.argsort(-scores, kind="stable")[:top_k]
-        return [(self.paths[rows[i]], float(scores[i])) for i in order]
+        return rows[order], scores[order]
 
     def every_row(self) -> dict[str, np.ndarray]:
         """Every entry's features in float32, read once: a store searched exhaustively holds
@@ -285,7 +291,7 @@ def open_store(root: str | Path, retriever: Retriever | None = None, verify: boo
         raise _damaged(root, "its files disagree on the number of entries")
     if index is not None:
         _tune(index, meta["faiss"])
-    folder = Path(gallery_root).resolve() if gallery_root is not None else Path(meta["gallery"])
+    folder = Path(gallery_root).resolve() if gallery_root is not None else root / meta["gallery"]
     return GalleryStore(root, meta, folder, [folder / e["path"] for e in entries],
                         [(e["size"], e["mtime"]) for e in entries], arrays, index)
 
@@ -423,9 +429,11 @@ def _write_meta(tmp: Path, meta: dict) -> None:
 
 
 def finish_store(tmp: Path, folder: Path, paths: list[Path], stamps: list[Stamp], arrays: dict,
-                 kind: str | None, meta: dict) -> dict | None:
+                 kind: str | None, meta: dict, gallery: str | None = None) -> dict | None:
     """Write the entry list, the FAISS first stage over ``arrays["image_global"]`` (unless
-    ``kind`` is None) and ``index.json`` (last, with every file's size and sha256) into ``tmp``."""
+    ``kind`` is None) and ``index.json`` (last, with every file's size and sha256) into ``tmp``.
+    ``gallery`` is what the index records as its gallery folder: ``folder`` unless given (a
+    video index records its crops folder relative to itself, so the crops move with it)."""
     entries = [{"path": p.relative_to(folder).as_posix(), "size": s, "mtime": m} for p, (s, m) in zip(paths, stamps)]
     (tmp / PATHS).write_text(json.dumps(entries))
     settings = faiss_settings(len(paths), kind) if kind is not None else None
@@ -433,7 +441,8 @@ def finish_store(tmp: Path, folder: Path, paths: list[Path], stamps: list[Stamp]
         faiss = _faiss()
         with open(tmp / FAISS_FILE, "wb") as file:  # through Python: a full disk is an ENOSPC, not FAISS's RuntimeError
             faiss.write_index(build_faiss(arrays["image_global"], settings), faiss.PyCallbackIOWriter(file.write))
-    _write_meta(tmp, {"format": FORMAT, **meta, "gallery": str(folder), "entries": len(paths), "faiss": settings})
+    _write_meta(tmp, {"format": FORMAT, **meta, "gallery": gallery or str(folder), "entries": len(paths),
+                      "faiss": settings})
     return settings
 
 

@@ -5,6 +5,7 @@ import os
 os.environ["MIA_LOAD_PLUGINS"] = ""  # installed plugins must not change what tests see
 os.environ["MIA_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"  # no test may reach for the network
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -109,3 +110,37 @@ def tiny_clip(tmp_path_factory) -> str:
     }))
     open_clip.add_model_config(path)
     return TINY_CLIP
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """On a shared 2-core machine, OpenMP threads spinning against other busy processes
+    make this tiny training run about ten times slower than a single thread does."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tiny_synth, tmp_path_factory):
+    """A tiny model fitted to the train split (8 epochs at a gentle rate), exported to ONNX
+    (searched by the search and video tests).
+
+    ``last.pt``, not ``best.pt``: best is picked on a 6-image validation split and can be an
+    early epoch, while search quality here depends on having fit the train identities.
+    """
+    from test_cli_train import TINY, run
+
+    root = tmp_path_factory.mktemp("search-model")
+    with one_torch_thread():
+        trained = run("train", "--data", tiny_synth, "--out", root / "run", "--epochs", 8, *TINY, "--lr", "1e-3")
+        assert trained.exit_code == 0, trained.output
+        exported = run("export", "onnx", "--checkpoint", root / "run" / "last.pt", "--out", root / "model",
+                       "--exporter", "torchscript", "--device", "cpu")
+        assert exported.exit_code == 0, exported.output
+    return root / "model"

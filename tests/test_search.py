@@ -1,7 +1,6 @@
 """``mia search`` end to end on an exported tiny model: ranking, the gallery feature cache,
 unreadable files, HTML escaping, one-line errors, and a search path free of torch."""
 
-import contextlib
 import json
 import os
 import re
@@ -14,9 +13,8 @@ from urllib.parse import unquote
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
 from conftest import write_image
-from test_cli_train import TINY, one_line_error, run
+from test_cli_train import one_line_error, run
 
 from mia.export.store import GalleryStore, cached_store, list_gallery
 from mia.export.html import evaluation_page
@@ -25,35 +23,6 @@ from mia.export.runtime import CUDA, Retriever, gpu_present
 # Train identities (the model has fit them) whose clothes differ in colour and type:
 # bald man in black coat, red shirt + pink skirt, yellow shirt, green dress, grey hoodie.
 IDS = (1, 4, 5, 10, 13)
-
-
-@contextlib.contextmanager
-def one_torch_thread():
-    """On a shared 2-core machine, OpenMP threads spinning against other busy processes
-    make this tiny training run about ten times slower than a single thread does."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tiny_synth, tmp_path_factory):
-    """A tiny model fitted to the train split (8 epochs at a gentle rate), exported to ONNX.
-
-    ``last.pt``, not ``best.pt``: best is picked on a 6-image validation split and can be an
-    early epoch, while search quality here depends on having fit the train identities.
-    """
-    root = tmp_path_factory.mktemp("search-model")
-    with one_torch_thread():
-        trained = run("train", "--data", tiny_synth, "--out", root / "run", "--epochs", 8, *TINY, "--lr", "1e-3")
-        assert trained.exit_code == 0, trained.output
-        exported = run("export", "onnx", "--checkpoint", root / "run" / "last.pt", "--out", root / "model",
-                       "--exporter", "torchscript", "--device", "cpu")
-        assert exported.exit_code == 0, exported.output
-    return root / "model"
 
 
 def captions_of(tiny_synth, person: int) -> list[str]:

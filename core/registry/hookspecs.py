@@ -94,5 +94,18 @@ def register_recipes(register):
 
 
 @hookspec
+def register_person_detectors(register):
+    """Register person detectors (``mia index build --video --detector NAME[:OPTION]``).
+
+    ``factory(option, device="cpu") -> detector``; ``option`` is the text after the colon
+    (or ``None``).  The detector has ``detect(frame) -> [N, 5] float32`` (x1, y1, x2, y2 in
+    pixels of the ``[H, W, 3]`` uint8 RGB ``frame``, and a confidence), and ``settings``, a
+    JSON-able dict of what changes its answers: a video indexed with other settings is
+    indexed again.  A detector that learns from the frames it sees (a background model)
+    also has ``new_video()``, called before each video's first frame.
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Add click commands or groups to the ``mia`` command line."""

@@ -28,6 +28,7 @@ BUILTIN_PLUGINS = (
     "mia.plugins.chunkers",
     "mia.plugins.datasets",
     "mia.plugins.recipes",
+    "mia.plugins.detectors",
 )
 
 #: component kind -> the hook that fills its registry
@@ -38,6 +39,7 @@ KIND_HOOKS = {
     "dataset": "register_datasets",
     "chunker": "register_phrase_chunkers",
     "recipe": "register_recipes",
+    "detector": "register_person_detectors",
 }
 
 

@@ -27,7 +27,7 @@ PAGE_GENERATOR = '<meta name="generator" content="mia">'
 EXPORT_FORMATS = ("mia-export/1", "mia-export/2")
 EXPORT_MANIFEST = "manifest.json"
 #: what an index directory holds besides its ``.npy`` feature arrays
-INDEX_FILES = frozenset({"index.json", "paths.json", "faiss.index"})
+INDEX_FILES = frozenset({"index.json", "paths.json", "faiss.index", "videos.json", "moments.json", "crops", "frames"})
 #: what ``mia search`` may have cached inside an export
 EXPORT_CACHE_DIR = "gallery-cache"
 
