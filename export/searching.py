@@ -40,6 +40,9 @@ class Searcher:
         self.retriever = retriever
         if index is not None:
             self.store = open_store(index, retriever, gallery_root=gallery_root)
+            if gallery_root is not None and MomentIndex.holds(self.store):
+                raise MiaError(f"--gallery-root: index {index} is of footage and holds its crops itself; "
+                               "--gallery-root is for an index of an image folder that moved")
             warning = self.store.check_gallery()  # before any search: a moved gallery would answer stale paths
             if warning:
                 log(f"warning: {warning}")
