@@ -234,8 +234,12 @@ def test_the_detectors_are_plugins_with_one_line_errors(tmp_path, monkeypatch):
     frame = np.zeros((180, 320, 3), np.uint8)
     assert create_detector("hog").detect(frame).shape == (0, 5)
     assert create_detector("hog:1.5").settings["upscale"] == 1.5
-    with pytest.raises(MiaError, match="motion:9: expected the smallest person's height"):
+    with pytest.raises(MiaError, match="motion:9: expected the smallest person's height .* from 0.01 to 0.9"):
         create_detector("motion:9")
+    with pytest.raises(MiaError, match="hog:big: expected an upscale factor, from 0.5 to 4, e.g. hog:1.5"):
+        create_detector("hog:big")
+    with pytest.raises(MiaError, match="unknown detector 'yolo'; available: fasterrcnn, hog, motion, ssdlite"):
+        create_detector("yolo")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("MIA_OFFLINE", "1")
     with pytest.raises(MiaError, match=r"--detector ssdlite: ssdlite320_mobilenet_v3_large_coco-\w+\.pth is not in"):

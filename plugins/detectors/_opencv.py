@@ -1,4 +1,5 @@
-"""OpenCV for the detectors that use it, or one line saying how to install it."""
+"""What the OpenCV detectors share: OpenCV itself (or one line saying how to install it),
+and reading the number after the colon of ``--detector NAME:NUMBER``."""
 
 from __future__ import annotations
 
@@ -21,3 +22,15 @@ def opencv():
         raise MiaError(f"OpenCV {cv2.__version__} has no HOG people detector (moved out in OpenCV 5): "
                        "pip install 'opencv-python-headless<5'")
     return cv2
+
+
+def number_option(name: str, option: str, low: float, high: float, meaning: str, example: str) -> float:
+    """``option`` as a number from ``low`` to ``high``, or one line naming the detector,
+    what the number means and an example."""
+    try:
+        value = float(option)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise MiaError(f"--detector {name}:{option}: expected {meaning}, from {low:g} to {high:g}, e.g. {example}")
+    return value

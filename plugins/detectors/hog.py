@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mia.core.base.errors import MiaError
-from mia.plugins.detectors._opencv import opencv
+from mia.plugins.detectors._opencv import number_option, opencv
 
 #: detections below this SVM margin are mostly texture (railings, windows) on street footage
 MIN_SCORE = 0.3
@@ -40,10 +39,4 @@ def hog_detector(option: str | None, device: str = "cpu") -> HogDetector:
     """``hog`` or ``hog:UPSCALE`` (e.g. ``hog:1.5`` for people under 100 pixels high)."""
     if option is None:
         return HogDetector()
-    try:
-        upscale = float(option)
-    except ValueError:
-        upscale = 0.0
-    if not 0.5 <= upscale <= 4.0:
-        raise MiaError(f"--detector hog:{option}: expected an upscale factor from 0.5 to 4, e.g. hog:1.5")
-    return HogDetector(upscale)
+    return HogDetector(number_option("hog", option, 0.5, 4.0, "an upscale factor", "hog:1.5"))

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mia.core.base.errors import MiaError
-from mia.plugins.detectors._opencv import opencv
+from mia.plugins.detectors._opencv import number_option, opencv
 
 HISTORY = 30  # sampled frames the background model remembers
 FOREGROUND = 200  # MOG2 marks shadows 127 and foreground 255: shadows are not people
@@ -55,11 +54,5 @@ def motion_detector(option: str | None, device: str = "cpu") -> MotionDetector:
     """``motion`` or ``motion:MIN_HEIGHT`` (the smallest person, as a share of the frame's height)."""
     if option is None:
         return MotionDetector()
-    try:
-        min_height = float(option)
-    except ValueError:
-        min_height = 0.0
-    if not 0.01 <= min_height <= 0.9:
-        raise MiaError(f"--detector motion:{option}: expected the smallest person's height as a share of the "
-                       "frame's, from 0.01 to 0.9, e.g. motion:0.05")
-    return MotionDetector(min_height)
+    return MotionDetector(number_option("motion", option, 0.01, 0.9,
+                                        "the smallest person's height as a share of the frame's", "motion:0.05"))
