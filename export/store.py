@@ -93,7 +93,11 @@ def list_gallery(folder: str | Path) -> list[Path]:
         raise MiaError(f"--gallery {folder}: no such directory")
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
-        raise MiaError(f"--gallery {folder}: no {'/'.join(IMAGE_SUFFIXES)} images found")
+        from mia.export.footage import VIDEO_SUFFIXES
+
+        videos = any(p.suffix.lower() in VIDEO_SUFFIXES for p in folder.rglob("*"))
+        hint = "; it holds videos: index them with 'mia index build --video'" if videos else ""
+        raise MiaError(f"--gallery {folder}: no {'/'.join(IMAGE_SUFFIXES)} images found{hint}")
     return paths
 
 

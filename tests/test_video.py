@@ -126,6 +126,25 @@ def test_a_rebuild_reuses_unchanged_videos_and_redoes_changed_settings(model_dir
     assert run("index", "verify", out).exit_code == 0
 
 
+def test_a_folder_of_videos_is_indexed_video_by_video(model_dir, video_index, street, tmp_path):
+    """Two cameras (one in a subfolder, with the same file name) are two videos; adding a
+    third without people keeps both and says which one had none; images are for --gallery."""
+    folder = tmp_path / "cameras"
+    (folder / "north").mkdir(parents=True)
+    shutil.copy(street[0], folder / "street.avi")
+    shutil.copy(street[0], folder / "north" / "street.avi")
+    out = tmp_path / "index"
+    built = build(model_dir, folder, out)
+    assert built.exit_code == 0 and "2 videos, 6 tracks, 24 crops" in built.output, built.output
+    write_video(folder / "night.avi", [], 3.0)
+    again = build(model_dir, folder, out)
+    assert again.exit_code == 0 and "3 videos, 6 tracks, 24 crops (24 reused, 0 encoded)" in again.output
+    assert "no people found in 1 video(s) by --detector motion at --fps 5: night.avi" in again.output
+    videos = json.loads((out / "videos.json").read_text())
+    assert len({v["key"] for v in videos}) == 3
+    one_line_error(run("search", "a man", "--model", model_dir, "--gallery", folder), "no .jpg", "--video")
+
+
 def test_bad_footage_is_one_line_and_loses_nothing(model_dir, video_index, street, tmp_path):
     out = tmp_path / "index"
     shutil.copytree(video_index, out)
