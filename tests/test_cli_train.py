@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import numpy as np
 import torch
 from click.testing import CliRunner
 
@@ -170,10 +171,38 @@ def test_the_re_implementations_variants_train_and_are_recorded(tiny_synth, tmp_
     train end to end; the model keeps them and the run's config file records them."""
     out = tmp_path / "paper"
     result = train(tiny_synth, out, "--align", "global,part", "--epochs", "1", "--text-encoder", "bigru-final",
-                   "--rga-temperature", "fixed", "--id-features", "global", "--ranking-negatives", "all")
+                   "--rga-temperature", "fixed", "--id-features", "global", "--ranking-negatives", "all",
+                   "--optimizer", "adam", "--augment", "flip")
     assert result.exit_code == 0, result.output
     assert "global/id" in history(out)[0] and "part/id" not in history(out)[0]
     spec = torch.load(out / "best.pt", weights_only=True)["spec"]
     assert spec["text_encoder"] == "bigru-final" and spec["rga_temperature"] == "fixed"
     config = (out / "config.toml").read_text()
     assert 'id_features = "global"' in config and 'rga_temperature = "fixed"' in config
+    assert 'optimizer = "adam"' in config and 'augment = "flip"' in config
+    optimizer = torch.load(out / "last.pt", weights_only=False)["optimizer"]["param_groups"][0]
+    assert "decoupled_weight_decay" not in optimizer or not optimizer["decoupled_weight_decay"]
+
+
+def test_the_optimizer_and_the_augmentation_options_do_what_they_say():
+    """--optimizer adam is Adam (the L2 term in the gradient), adamw AdamW; --augment flip
+    only flips, so a flipped image is the resized one mirrored, never shifted."""
+    import random
+
+    from PIL import Image
+
+    from mia.core.data.preprocess import augment
+    from mia.core.modeling.model import ModelSpec, create_model
+    from mia.core.settings.config import TrainConfig
+    from mia.core.training.train import _optimizer
+
+    model = create_model(ModelSpec(image_encoder="resnet18", alignments=["global"], vocab_size=10, num_classes=2))
+    assert type(_optimizer(model, TrainConfig(optimizer="adam"))) is torch.optim.Adam
+    assert type(_optimizer(model, TrainConfig())) is torch.optim.AdamW
+    image = Image.effect_noise((40, 100), 64).convert("RGB")
+    resized = np.asarray(image.resize((32, 64), Image.BILINEAR))
+    for seed in range(8):
+        flipped = np.asarray(augment(image, (64, 32), random.Random(seed), crop=False))
+        assert np.array_equal(flipped, resized) or np.array_equal(flipped, resized[:, ::-1])
+    cropped = [np.asarray(augment(image, (64, 32), random.Random(seed))) for seed in range(8)]
+    assert not all(np.array_equal(c, resized) or np.array_equal(c, resized[:, ::-1]) for c in cropped)

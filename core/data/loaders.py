@@ -91,8 +91,8 @@ class ImageReader:
     """Decodes one record's image, augmented for training or plain for evaluation, as uint8
     CHW pixels (normalised later on the model's device by ``prepare_images``)."""
 
-    def __init__(self, size: tuple[int, int], seed: int, train: bool):
-        self.size, self.seed, self.train = size, seed, train
+    def __init__(self, size: tuple[int, int], seed: int, train: bool, crop: bool = True):
+        self.size, self.seed, self.train, self.crop = size, seed, train, crop
 
     def __call__(self, path, epoch: int, index: int) -> torch.Tensor:
         try:
@@ -101,7 +101,7 @@ class ImageReader:
             raise MiaError(f"{path}: cannot read image ({exc})") from None
         if self.train:
             rng = random.Random(hash((self.seed, epoch, index)))
-            image = augment(image, self.size, rng)
+            image = augment(image, self.size, rng, self.crop)
         return torch.from_numpy(to_uint8_chw(image, self.size))
 
 

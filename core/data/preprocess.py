@@ -69,8 +69,9 @@ def load_image_array(path: str | Path, size: tuple[int, int], mean=IMAGENET_MEAN
     return normalize_array(to_uint8_chw(load_rgb(path), size), mean, std)
 
 
-def augment(image: Image.Image, size: tuple[int, int], rng: random.Random) -> Image.Image:
-    """Training augmentation: horizontal flip and a padded random crop (re-id standard).
+def augment(image: Image.Image, size: tuple[int, int], rng: random.Random, crop: bool = True) -> Image.Image:
+    """Training augmentation: horizontal flip and a padded random crop (re-id standard; the
+    public re-implementation flips only: ``crop=False``).
 
     Colours are never jittered: colour words are most of what a description says.
     """
@@ -78,6 +79,8 @@ def augment(image: Image.Image, size: tuple[int, int], rng: random.Random) -> Im
     image = image.resize((width, height), Image.BILINEAR)
     if rng.random() < 0.5:
         image = image.transpose(Image.FLIP_LEFT_RIGHT)
+    if not crop:
+        return image
     pad_y, pad_x = max(1, height // 24), max(1, width // 12)
     padded = Image.new("RGB", (width + 2 * pad_x, height + 2 * pad_y))
     padded.paste(image, (pad_x, pad_y))

@@ -28,6 +28,14 @@ ID_FEATURES = ("all", "global")
 #: the global-part alignment's attention temperature: learned, or fixed at 1 (plugins/alignments/part_align.py)
 RGA_TEMPERATURES = ("learned", "fixed")
 
+#: the optimiser: AdamW (decoupled weight decay) or Adam with the decay as an L2 term in the
+#: gradient, the public re-implementation's (core/training/train.py)
+OPTIMIZERS = ("adamw", "adam")
+
+#: training augmentation: flip and padded random crop, or flip alone, the public
+#: re-implementation's (core/data/preprocess.py)
+AUGMENTATIONS = ("flip-crop", "flip")
+
 #: validation metrics that may pick the best epoch
 SELECTION_METRICS = ("R1", "mAP")
 
@@ -57,7 +65,8 @@ BOUNDS: dict[str, Bound] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "phrase_encoding": PHRASE_ENCODINGS, "device": DEVICES, "compile": COMPILE_MODES,
     "select_by": SELECTION_METRICS, "ranking_negatives": RANKING_NEGATIVES, "stage_schedule": STAGE_SCHEDULES,
-    "id_features": ID_FEATURES, "rga_temperature": RGA_TEMPERATURES,
+    "id_features": ID_FEATURES, "rga_temperature": RGA_TEMPERATURES, "optimizer": OPTIMIZERS,
+    "augment": AUGMENTATIONS,
 }
 
 
@@ -82,6 +91,7 @@ class TrainConfig(DictRoundTrip):
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    optimizer: str = "adamw"  # or "adam" (coupled L2 decay), the public re-implementation's (docs/method.md)
     warmup_epochs: float = 1.0
     stage_schedule: str = "continue"  # "restart": each stage of --stages warms up and decays on its own
     margin: float = 0.2
@@ -89,6 +99,7 @@ class TrainConfig(DictRoundTrip):
     id_weight: float = 1.0
     id_features: str = "all"  # or "global", the public re-implementation's (docs/method.md)
     rga_temperature: str = "learned"  # or "fixed" (at 1), the public re-implementation's (docs/method.md)
+    augment: str = "flip-crop"  # or "flip", the public re-implementation's (docs/method.md)
     min_word_freq: int = 2
     max_words: int = 64
     max_phrases: int = 10

@@ -73,7 +73,9 @@ def seed_everything(seed: int) -> None:
 
 
 def _optimizer(model: MiaModel, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases and norm parameters (1-d tensors); a pretrained
+    """AdamW (``--optimizer adam``: Adam, whose decay is an L2 term added to the gradient and
+    so scaled by Adam's step, as in the public re-implementation); no weight decay on biases
+    and norm parameters (1-d tensors); a pretrained
     text tower's own parameters learn at ``--text-lr-mult`` times the rate (fine-tuning a
     language model at the rate of freshly initialised heads would wipe out what it knows).
     Each group keeps its multiplier in ``lr_mult`` for the schedule.  Fused (a few kernels
@@ -92,7 +94,8 @@ def _optimizer(model: MiaModel, config: TrainConfig) -> torch.optim.Optimizer:
             if params:
                 groups.append({"params": params, "weight_decay": config.weight_decay if decays else 0.0,
                                "lr": config.lr * mult, "lr_mult": mult})
-    return torch.optim.AdamW(groups, lr=config.lr, fused=groups[0]["params"][0].is_cuda)
+    optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    return optimizer(groups, lr=config.lr, fused=groups[0]["params"][0].is_cuda)
 
 
 class Trainer:
@@ -192,7 +195,7 @@ class Trainer:
         """(image, caption) pairs, sharded by rank, decoded and augmented in workers."""
         config = self.config
         table = build_text_table(train_records, self.tokenizer, settings, chunker)
-        reader = ImageReader(self.spec.image_size, config.seed, train=True)
+        reader = ImageReader(self.spec.image_size, config.seed, train=True, crop=config.augment == "flip-crop")
         # a compiled step wants one shape (a CUDA graph is recorded per shape): no trimming
         pairs = PairDataset(train_records, table, self.labels, reader, fixed_shapes=config.compile is not None)
         if len(pairs) < config.batch_size:
