@@ -67,4 +67,14 @@ def bigru_final(vocab_size: int, embed_dim: int, phrase_encoding: str = "sequenc
     return BiGRUTextEncoder(vocab_size, embed_dim, phrase_encoding, pooling="ends")
 
 
-bigru.phrase_encodings = bigru_final.phrase_encodings = PHRASE_ENCODINGS
+#: the public re-implementation's GRU width per direction (``models/texts/gru_backbone.py``)
+WIDE_HIDDEN = 1024
+
+
+def bigru_wide(vocab_size: int, embed_dim: int, phrase_encoding: str = "sequences", weights: str | None = None,
+               config: dict | None = None) -> BiGRUTextEncoder:
+    _random_start(weights)
+    return BiGRUTextEncoder(vocab_size, embed_dim, phrase_encoding, hidden=WIDE_HIDDEN)
+
+
+bigru.phrase_encodings = bigru_final.phrase_encodings = bigru_wide.phrase_encodings = PHRASE_ENCODINGS

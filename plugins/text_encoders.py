@@ -14,6 +14,8 @@ def register_text_encoders(register):
     register("bigru-final", "mia.plugins.bigru:bigru_final",
              description="the same bi-GRU, sentence and phrase vectors from both directions' final hidden states "
                          "(the MIA paper's)")
+    register("bigru-wide", "mia.plugins.bigru:bigru_wide",
+             description="the bi-GRU at the public MIA re-implementation's width (1024 per direction), max-pooled")
     register("transformer", "mia.plugins.text_transformer:transformer", aliases=("hf",),
              description="pretrained Hugging Face text tower, fine-tuned (--text-weights NAME_OR_DIR; needs mia-reid[hf])")
     register("clip", "mia.plugins.clip_towers:clip_text_encoder",

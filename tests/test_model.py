@@ -35,6 +35,17 @@ def test_bigru_final_reads_both_directions_final_hidden_states():
     assert torch.equal(encoder.pooled(torch.zeros(1, 4, dtype=torch.long)), torch.zeros(1, 10))
 
 
+def test_bigru_wide_is_the_re_implementations_width():
+    """``bigru-wide``: the same encoder at the public re-implementation's GRU width."""
+    from mia.core.modeling.model import encoder_factory
+    from mia.plugins.bigru import WIDE_HIDDEN
+
+    encoder = encoder_factory("text-encoder", "bigru-wide")(vocab_size=20, embed_dim=8).eval()
+    assert encoder.forward_gru.hidden_size == encoder.backward_gru.hidden_size == WIDE_HIDDEN == 1024
+    global_, phrase_vectors, mask = encoder(torch.tensor([[3, 4, 0]]), torch.tensor([[[3, 4], [0, 0]]]))
+    assert global_.shape == (1, 8) and phrase_vectors.shape == (1, 2, 8) and mask.tolist() == [[True, False]]
+
+
 def test_bigru_all_pad_rows_are_zero_and_masked():
     encoder = BiGRUTextEncoder(vocab_size=20, embed_dim=8).eval()
     tokens = torch.tensor([[3, 4, 0]])

@@ -21,7 +21,7 @@ def _plugin(name, **hooks):
 
 def test_builtins_are_registered_through_the_hooks():
     assert {"resnet50", "resnet18", "mobilenet_v2"} <= set(get_registry("image-encoder").names())
-    assert get_registry("text-encoder").names() == ["bigru", "bigru-final", "clip", "transformer"]
+    assert get_registry("text-encoder").names() == ["bigru", "bigru-final", "bigru-wide", "clip", "transformer"]
     assert "global" in get_registry("alignment").names()
     assert {"cuhk-pedes", "icfg-pedes", "rstpreid", "synthpedes"} <= set(get_registry("dataset").names())
     assert get_component("alignment", "global-global").name == "global"  # alias
