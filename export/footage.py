@@ -28,10 +28,11 @@ def opencv():
     return load()
 
 
-def list_videos(source: str | Path, log=print) -> list[Path]:
+def list_videos(source: str | Path, index: Path | None = None) -> list[Path]:
     """The videos of ``--video``: one file, or every video under a folder (recursive, by
-    suffix, in a stable order).  A folder that also holds images is refused: an index is
-    of footage or of crops, and which one decides what its results are."""
+    suffix, in a stable order; an ``index`` written inside the folder is not part of it).
+    A folder that also holds images is refused: an index is of footage or of crops, and
+    which one decides what its results are."""
     source = Path(source)
     if source.is_file():
         return [source]
@@ -39,7 +40,9 @@ def list_videos(source: str | Path, log=print) -> list[Path]:
         raise MiaError(f"--video {source}: no such file or directory")
     from mia.export.store import IMAGE_SUFFIXES
 
-    files = sorted(p for p in source.rglob("*") if p.is_file())
+    inside = index.resolve() if index is not None else None
+    files = sorted(p for p in source.rglob("*") if p.is_file()
+                   and (inside is None or not p.resolve().is_relative_to(inside)))
     videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     if videos and images:

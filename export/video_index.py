@@ -191,7 +191,7 @@ def build_video_index(retriever: Retriever, source: str | Path, out: str | Path,
                       show_progress: bool = True) -> Path:
     """Index the videos at ``source`` (a file or a folder) into ``out`` (see the module doc)."""
     out = Path(out)
-    videos = [p.resolve() for p in list_videos(source)]
+    videos = [p.resolve() for p in list_videos(source, index=out)]
     refuse_inputs_inside("--out", out, [*videos, retriever.model_dir])
     check_index_dir(out)
     footages = []

@@ -133,7 +133,7 @@ def test_a_folder_of_videos_is_indexed_video_by_video(model_dir, video_index, st
     (folder / "north").mkdir(parents=True)
     shutil.copy(street[0], folder / "street.avi")
     shutil.copy(street[0], folder / "north" / "street.avi")
-    out = tmp_path / "index"
+    out = folder / "index"  # inside the folder it indexes: its crops are not the folder's images
     built = build(model_dir, folder, out)
     assert built.exit_code == 0 and "2 videos, 6 tracks, 24 crops" in built.output, built.output
     write_video(folder / "night.avi", [], 3.0)
@@ -142,6 +142,7 @@ def test_a_folder_of_videos_is_indexed_video_by_video(model_dir, video_index, st
     assert "no people found in 1 video(s) by --detector motion at --fps 5: night.avi" in again.output
     videos = json.loads((out / "videos.json").read_text())
     assert len({v["key"] for v in videos}) == 3
+    shutil.rmtree(out)
     one_line_error(run("search", "a man", "--model", model_dir, "--gallery", folder), "no .jpg", "--video")
 
 
