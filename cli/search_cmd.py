@@ -77,9 +77,13 @@ def search_command(description, model_dir, gallery, index_dir, gallery_root, rer
     if html_path:
         from mia.export.html import search_page
 
-        name = f"{Path(model_dir).name} ({'+'.join(retriever.manifest['alignments'])})"
-        search_page(html_path, description, results, name)
+        search_page(html_path, description, results, _page_name(model_dir, retriever))
         log(f"wrote {html_path}")
+
+
+def _page_name(model_dir, retriever) -> str:
+    """How a results page names the model: its folder and its alignments."""
+    return f"{Path(model_dir).name} ({'+'.join(retriever.manifest['alignments'])})"
 
 
 def _show_moments(moments, description, retriever, warnings, as_json, html_path, model_dir, log) -> None:
@@ -95,5 +99,5 @@ def _show_moments(moments, description, retriever, warnings, as_json, html_path,
     if html_path:
         from mia.export.html import moments_page
 
-        moments_page(html_path, description, moments, f"{Path(model_dir).name} ({'+'.join(retriever.manifest['alignments'])})")
+        moments_page(html_path, description, moments, _page_name(model_dir, retriever))
         log(f"wrote {html_path}")

@@ -16,16 +16,11 @@ from typing import Iterator
 import numpy as np
 
 from mia.core.base.errors import MiaError
+from mia.plugins.detectors._opencv import opencv
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv")
 #: containers estimate their frame count: a file is truncated only when it ends this many frames early
 COUNT_SLACK = 2
-
-
-def opencv():
-    from mia.plugins.detectors._opencv import opencv as load
-
-    return load()
 
 
 def list_videos(source: str | Path, index: Path | None = None) -> list[Path]:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mia.export.runtime import Retriever
     from mia.export.store import GalleryStore
 
+#: the files beside a video index's store (written by :mod:`mia.export.video_index`)
 VIDEOS, MOMENTS = "videos.json", "moments.json"
 
 
@@ -61,18 +62,22 @@ class MomentIndex:
         self.moments = json.loads((store.root / MOMENTS).read_text(encoding="utf-8"))
         self.spans = {(number, track["id"]): (track["start"], track["end"])
                       for number, video in enumerate(self.videos) for track in video["tracks"]}
-        self.crops_per_track = max(1, max((v["settings"]["crops_per_track"] for v in self.videos), default=1))
+        self.crops_per_track = max((v["settings"]["crops_per_track"] for v in self.videos), default=1)
 
     @staticmethod
     def holds(store: GalleryStore) -> bool:
         return bool(store.meta.get("video"))
+
+    def frame_image(self, entry: int) -> Path:
+        """The (downscaled) frame that ``entry``'s crop was cut from."""
+        return self.store.root / self.moments[entry]["frame_image"]
 
     def moment(self, entry: int, score: float) -> Moment:
         found, video = self.moments[entry], self.videos[self.moments[entry]["video"]]
         start, end = self.spans[found["video"], found["track"]]
         return Moment(entry, score, video["path"], found["track"], start, end, found["frame"], found["time"],
                       tuple(found["box"]), (video["width"], video["height"]), self.store.paths[entry],
-                      self.store.root / found["frame_image"])
+                      self.frame_image(entry))
 
     def search(self, retriever: Retriever, query: str, top_k: int, rerank: int | None) -> list[Moment]:
         """The ``top_k`` best tracks, each at its best crop.  Enough crops are ranked that

@@ -245,7 +245,7 @@ def create_app(searcher: Searcher, name: str, log=print, access_log: bool = True
             return path
         if not moments:
             return _error(404, "this index holds images, not video frames")
-        framed = moments.moment(request.path_params["entry"], 0.0).frame_image
+        framed = moments.frame_image(request.path_params["entry"])
         try:
             return Response(framed.read_bytes(), media_type="image/jpeg")
         except OSError as exc:

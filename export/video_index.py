@@ -38,12 +38,13 @@ from mia.core.base.errors import MiaError
 from mia.core.base.progress import Progress
 from mia.core.training.outputs import refuse_inputs_inside
 from mia.export.footage import Footage, list_videos, open_footage, timestamp
+from mia.export.moments import MOMENTS, VIDEOS
 from mia.export.runtime import Retriever
 from mia.export.store import (DamagedStore, GalleryStore, _fill_arrays, _stamp, check_index_dir, finish_store,
                               open_store)
 from mia.export.tracking import IouTracker, Track
 
-VIDEOS, MOMENTS, CROPS, FRAMES = "videos.json", "moments.json", "crops", "frames"
+CROPS, FRAMES = "crops", "frames"
 DEFAULT_DETECTOR = "motion"
 DEFAULT_FPS = 2.0
 DEFAULT_CROPS_PER_TRACK = 4
@@ -206,7 +207,7 @@ def build_video_index(retriever: Retriever, source: str | Path, out: str | Path,
         raise MiaError(f"--video {source}: none of the {len(videos)} videos could be decoded")
     for footage in footages:
         footage.sample_step(rate)  # an impossible --fps is said before anything is decoded
-    tracker_settings = IouTracker().settings
+    wanted = {"detector": detector, "fps": rate, "crops_per_track": crops_per_track, "tracker": IouTracker().settings}
     previous, earlier = _previous(out, retriever, log)
     made = None  # the detector, built on first need: a rebuild that reuses everything loads none
     with atomic.atomic_directory(out, replace=True, what="index") as tmp:
@@ -215,7 +216,6 @@ def build_video_index(retriever: Retriever, source: str | Path, out: str | Path,
         records, moments, old_rows, empty = [], [], [], []
         for number, footage in enumerate(footages):
             key, stamp = video_key(footage.path), _stamp(footage.path)
-            wanted = {"detector": detector, "fps": rate, "crops_per_track": crops_per_track, "tracker": tracker_settings}
             before, before_rows = earlier.get(str(footage.path), (None, []))
             if before is not None and tuple(before["stamp"]) == stamp and before["settings"] == wanted:
                 for sub in (CROPS, FRAMES):
