@@ -48,7 +48,7 @@ class ModelSpec(DictRoundTrip):
     max_phrases: int = 10
     phrase_words: int = 6
     chunker: str | None = None
-    rga_temperature: str = "learned"  # or "fixed": the global-part attention's softmax temperature
+    rga_temperature: str = "learned"  # or "fixed"; "learned" here because a spec saved without the field learned it
 
     def weight(self, alignment: str) -> float:
         return float(self.weights.get(alignment, 1.0))

@@ -98,7 +98,7 @@ class TrainConfig(DictRoundTrip):
     ranking_negatives: str = "hardest"  # or "all", the public re-implementation's (docs/method.md)
     id_weight: float = 1.0
     id_features: str = "all"  # or "global", the public re-implementation's (docs/method.md)
-    rga_temperature: str = "learned"  # or "fixed" (at 1), the public re-implementation's (docs/method.md)
+    rga_temperature: str = "fixed"  # at 1, the public re-implementation's; "learned" lost to it (docs/method.md)
     augment: str = "flip-crop"  # or "flip", the public re-implementation's (docs/method.md)
     min_word_freq: int = 2
     max_words: int = 64

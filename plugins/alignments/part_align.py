@@ -12,9 +12,11 @@ gallery's stripes: a gallery is scored in many query chunks, and a per-stripe ML
 recomputed for every chunk, a cost comparable to the scoring product itself.
 
 The score averages both directions (a text without phrases uses the image side alone).
-The temperature is learned by default: fixed at 1 (``rga_temperature="fixed"``, the public
-re-implementation's), a softmax over cosines in [-1, 1] is nearly uniform and the
-"guidance" does little (docs/method.md sets the two side by side).
+The temperature is either fixed at 1 (``rga_temperature="fixed"``, the public
+re-implementation's and mia's default), which makes the softmax over cosines in [-1, 1]
+gentle, close to an average that leans toward the matching stripes; or learned from a sharp
+start (``"learned"``), which lets a few stripes take the weight. The gentle one won on
+measurement (docs/method.md).
 """
 
 from __future__ import annotations
