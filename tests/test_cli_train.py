@@ -1,6 +1,7 @@
 """Train -> checkpoint -> resume -> eval through the real CLI, on a tiny synthpedes set."""
 
 import json
+from pathlib import Path
 
 import pytest
 import numpy as np
@@ -206,3 +207,48 @@ def test_the_optimizer_and_the_augmentation_options_do_what_they_say():
         assert np.array_equal(flipped, resized) or np.array_equal(flipped, resized[:, ::-1])
     cropped = [np.asarray(augment(image, (64, 32), random.Random(seed))) for seed in range(8)]
     assert not all(np.array_equal(c, resized) or np.array_equal(c, resized[:, ::-1]) for c in cropped)
+
+
+def trunk_parameters(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """The image trunk's trained parameters in a checkpoint (its batch-norm statistics are
+    buffers, not parameters: they follow the data even while the trunk is frozen)."""
+    model = torch.load(checkpoint, weights_only=False)["model"]
+    return {k: v for k, v in model.items() if k.startswith("image_encoder.trunk.")
+            and not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+
+
+def test_a_frozen_trunk_and_identity_epochs_train_what_they_say(tiny_synth, tmp_path):
+    """--frozen-trunk-epochs 2 leaves the trunk's weights as they started for two epochs
+    while its heads train, and thaws it in the third; --identity-epochs 1 trains the
+    identity loss alone in the first, and that epoch is never chosen as best."""
+    out = tmp_path / "frozen"
+    options = ["--align", "global,part", "--epochs", "3", "--frozen-trunk-epochs", "2", "--identity-epochs", "1",
+               "--stop-after", "1"]
+    train(tiny_synth, out, *options)
+    first = trunk_parameters(out / "last.pt")
+    heads = torch.load(out / "last.pt", weights_only=False)["model"]["image_encoder.global_head.0.weight"]
+    train(tiny_synth, out, *options, "--resume")
+    second = trunk_parameters(out / "last.pt")
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not torch.equal(heads, torch.load(out / "last.pt", weights_only=False)["model"]["image_encoder.global_head.0.weight"])
+    train(tiny_synth, out, *options, "--resume")
+    third = trunk_parameters(out / "last.pt")
+    assert any(not torch.equal(second[k], third[k]) for k in second)
+    epochs = history(out)
+    assert not any(k.endswith("/rank") for k in epochs[0]) and {"global/id", "part/id"} <= set(epochs[0])
+    assert "global/rank" in epochs[1] and "part/rank" in epochs[1]
+    assert torch.load(out / "last.pt", weights_only=False)["best"]["epoch"] >= 2
+    config = (out / "config.toml").read_text()
+    assert "frozen_trunk_epochs = 2" in config and "identity_epochs = 1" in config
+
+
+def test_frozen_trunk_and_identity_epochs_are_checked(tiny_synth, tmp_path):
+    one_line_error(run("train", "--data", tiny_synth, "--out", tmp_path / "a", *TINY, "--epochs", "2",
+                       "--frozen-trunk-epochs", "3"), "--frozen-trunk-epochs", "at most --epochs (2)")
+    one_line_error(run("train", "--data", tiny_synth, "--out", tmp_path / "b", *TINY, "--epochs", "2",
+                       "--identity-epochs", "2"), "--identity-epochs", "fewer than --epochs (2)")
+    one_line_error(run("train", "--data", tiny_synth, "--out", tmp_path / "c", *TINY, "--epochs", "2",
+                       "--identity-epochs", "1", "--id-weight", "0"), "--identity-epochs", "--id-weight is 0")
+    one_line_error(run("train", "--data", tiny_synth, "--out", tmp_path / "d", *TINY, "--epochs", "2",
+                       "--align", "fine", "--identity-epochs", "1"), "--identity-epochs", "nothing to classify")
+    assert not (tmp_path / "d").exists()

@@ -20,7 +20,7 @@ def torchrun(*args, timeout=300):
 def test_two_process_training_logs_once_writes_once_and_resumes(tiny_synth, tmp_path):
     out = tmp_path / "ddp"
     first = torchrun("train", "--data", tiny_synth, "--out", out, "--epochs", 2, *TINY, "--align", "global,fine",
-                     "--stop-after", 1)
+                     "--stop-after", 1, "--frozen-trunk-epochs", 1)  # the model is wrapped again once frozen
     assert first.returncode == 0, first.stderr[-3000:]
     assert "2 processes (DDP)" in first.stderr
     assert first.stderr.count("epoch 1/2 [global+fine]") == 1  # only rank 0 logs

@@ -47,6 +47,11 @@ class Alignment(nn.Module, abc.ABC):
         """``[B, D]`` features of the matched pairs (text b, image b) for the identity loss."""
         return []
 
+    @property
+    def has_identity_features(self) -> bool:
+        """Whether :meth:`identity_features` gives any: whether the subclass overrides it."""
+        return type(self).identity_features is not Alignment.identity_features
+
     def training_outputs(self, text: TextFeatures, image: ImageFeatures) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """:meth:`similarity` and :meth:`identity_features` of one batch, together: an
         alignment whose two share work overrides this to do that work once per step."""
@@ -93,12 +98,14 @@ class LossSettings:
     """How a training step's losses are formed, apart from the per-alignment weights (which
     change with the stage): the hinge ``margin``, which ``negatives`` it reads, the identity
     loss's weight and which alignments' features it classifies (``id_features``); the
-    choices are listed in :mod:`mia.core.settings.config`."""
+    choices are listed in :mod:`mia.core.settings.config`.  ``ranks=False`` leaves the
+    ranking loss out: the identity-only epochs of ``--identity-epochs``."""
 
     margin: float = 0.2
     id_weight: float = 1.0
     negatives: str = "hardest"
     id_features: str = "all"
+    ranks: bool = True
 
     def classifies(self, alignment: str) -> bool:
         """Whether ``alignment``'s identity features go to the classifier."""

@@ -134,9 +134,13 @@ class MiaModel(nn.Module):
         normalised once a step, not once per feature."""
         result, owners, features = {}, [], []
         for name, weight in loss_weights.items():
-            similarity, own = self.alignments[name].training_outputs(text, image)
-            result[f"{name}/rank"] = weight * ranking_loss(similarity.float(), labels, settings.margin,
-                                                           settings.negatives)
+            alignment = self.alignments[name]
+            if settings.ranks:
+                similarity, own = alignment.training_outputs(text, image)
+                result[f"{name}/rank"] = weight * ranking_loss(similarity.float(), labels, settings.margin,
+                                                               settings.negatives)
+            else:
+                own = alignment.identity_features(text, image)
             if own and settings.classifies(name):
                 owners.append((name, weight, len(own)))
                 features.extend(own)

@@ -59,6 +59,7 @@ BOUNDS: dict[str, Bound] = {
     "id_weight": NON_NEGATIVE, "min_word_freq": COUNT, "max_words": COUNT, "max_phrases": COUNT,
     "phrase_words": COUNT, "seed": NON_NEGATIVE_INT, "workers": NON_NEGATIVE_INT, "eval_chunk": COUNT,
     "stop_after": COUNT, "val_share": Bound(float, above=0, maximum=0.9),
+    "frozen_trunk_epochs": NON_NEGATIVE_INT, "identity_epochs": NON_NEGATIVE_INT,
 }
 
 #: the allowed values of every training option that is a choice
@@ -100,6 +101,8 @@ class TrainConfig(DictRoundTrip):
     id_features: str = "all"  # or "global", the public re-implementation's (docs/method.md)
     rga_temperature: str = "fixed"  # at 1, the public re-implementation's; "learned" lost to it (docs/method.md)
     augment: str = "flip-crop"  # or "flip", the public re-implementation's (docs/method.md)
+    frozen_trunk_epochs: int = 0  # first epochs with the image trunk frozen, as the re-implementation starts
+    identity_epochs: int = 0  # first epochs with the identity loss alone, the re-implementation's first stage
     min_word_freq: int = 2
     max_words: int = 64
     max_phrases: int = 10
@@ -138,6 +141,14 @@ class TrainConfig(DictRoundTrip):
         for name in ("weights", "loss_weights"):
             if not all(weights_bound.holds(w) for w in getattr(self, name).values()):
                 return name, f"weights that are each {weights_bound.expected()}", getattr(self, name)
+        if self.frozen_trunk_epochs > self.epochs:
+            return "frozen_trunk_epochs", f"at most --epochs ({self.epochs})", self.frozen_trunk_epochs
+        if self.identity_epochs >= self.epochs:
+            return "identity_epochs", f"fewer than --epochs ({self.epochs}): later epochs train the ranking", \
+                self.identity_epochs
+        if self.identity_epochs and not self.id_weight:
+            return "identity_epochs", "0 while --id-weight is 0 (there is no identity loss to train)", \
+                self.identity_epochs
         if self.image_size is not None and min(self.image_size) < 32:
             return "image_size", "at least 32x32", self.image_size
         return None

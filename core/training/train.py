@@ -13,7 +13,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -179,17 +179,48 @@ class Trainer:
             self.model = create_model(self.spec, config.image_weights, config.text_weights).to(self.device)
         if self.policy.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if config.frozen_trunk_epochs and not isinstance(getattr(self.model.image_encoder, "trunk", None),
+                                                         torch.nn.Module):
+            raise MiaError(f"--frozen-trunk-epochs: the image encoder '{config.image_encoder}' has no 'trunk' "
+                           "module to freeze")
         self.optimizer = _optimizer(self.model, config)
-        self.train_model = self.model
+        self.loss_settings = LossSettings(config.margin, config.id_weight, config.ranking_negatives, config.id_features)
+        first = self.stages[0].alignments
+        if config.identity_epochs and not any(self.model.alignments[name].has_identity_features
+                                              and self.loss_settings.classifies(name) for name in first):
+            raise MiaError(f"--identity-epochs: the first epochs train {', '.join(first)}, which give the identity "
+                           "loss nothing to classify (global does)")
+        self.step = TrainingStep(self._wrapped(), self.optimizer, self.device, self.loss_settings,
+                                 (self.spec.image_mean, self.spec.image_std))
+
+    def _wrapped(self) -> torch.nn.Module:
+        """The model as trained: under DDP wrapped by it, compiled where asked.  DDP
+        records which parameters train when it wraps, so a change of that set (the trunk
+        thawing after ``--frozen-trunk-epochs``) wraps the model again."""
+        train_model = self.model
         if self.context.enabled:
-            self.train_model = torch.nn.parallel.DistributedDataParallel(
+            train_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True)  # stages leave later alignments unused
-        if config.compile:  # evaluation keeps the plain model: other shapes, no backward
-            self.train_model = torch.compile(self.train_model, mode=config.compile)
-        settings = LossSettings(config.margin, config.id_weight, config.ranking_negatives, config.id_features)
-        self.step = TrainingStep(self.train_model, self.optimizer, self.device, settings,
-                                 (self.spec.image_mean, self.spec.image_std))
+        if self.config.compile:  # evaluation keeps the plain model: other shapes, no backward
+            train_model = torch.compile(train_model, mode=self.config.compile)
+        return train_model
+
+    def _enter_epoch(self, epoch: int) -> None:
+        """What ``epoch`` trains, beyond its stage's alignments: the image trunk stays
+        frozen for the first ``--frozen-trunk-epochs`` (no gradient reaches it, so its
+        backward is skipped too; its batch norms still track the data, as in the public
+        MIA re-implementation) and the first ``--identity-epochs`` train the identity loss
+        alone.  A function of the epoch, so a resumed run trains as an unbroken one."""
+        config = self.config
+        if config.frozen_trunk_epochs:
+            trunk = self.model.image_encoder.trunk
+            thawed = epoch >= config.frozen_trunk_epochs
+            if any(p.requires_grad != thawed for p in trunk.parameters()):
+                trunk.requires_grad_(thawed)
+                if self.context.enabled:
+                    self.step.forward = self._wrapped()
+        self.step.settings = replace(self.loss_settings, ranks=epoch >= config.identity_epochs)
 
     def _build_loader(self, train_records, settings, chunker) -> PairDataset:
         """(image, caption) pairs, sharded by rank, decoded and augmented in workers."""
@@ -275,9 +306,9 @@ class Trainer:
                                self.policy.workers, show_progress=self.show_progress, context=self.context)
             record.update({"split": self.eval_split_name, **metrics, "eval_seconds": round(time.perf_counter() - started, 2)})
             history.append(record)
-            # the best model is chosen among epochs that train every requested alignment
-            improved = stage == final_stage and (best["metrics"] is None
-                                                 or self._ranking(metrics) > self._ranking(best["metrics"]))
+            # the best model is chosen among epochs that train every requested alignment, ranking included
+            selectable = stage == final_stage and epoch >= self.config.identity_epochs
+            improved = selectable and (best["metrics"] is None or self._ranking(metrics) > self._ranking(best["metrics"]))
             if improved:
                 best = {"epoch": epoch + 1, "metrics": metrics}
             if self.context.is_main:
@@ -309,6 +340,7 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> dict:
         config, model = self.config, self.model
         model.train()
+        self._enter_epoch(epoch)
         self.sampler.set_epoch(epoch)
         torch.manual_seed(config.seed * 100_003 + epoch)
         active = model.active
