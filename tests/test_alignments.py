@@ -42,6 +42,22 @@ def part_reference(alignment, text, image, t, i):
     return (image_score + cos(guided_text, image.global_[i])) / 2
 
 
+def part_on_parts_reference(alignment, text, image, t, i):
+    """``rga_mlp="parts"``: the MLPs transform the stripes and the phrases, whose outputs
+    are weighed by the other side's global vector and summed."""
+    tau = alignment.temperature
+    stripes = alignment.stripe_relation(image.parts[i])
+    relation = cos(stripes, text.global_[t].expand(K, D))
+    image_score = cos((torch.softmax(relation / tau, 0)[:, None] * stripes).sum(0), text.global_[t])
+    phrases = text.phrases[t][text.phrase_mask[t]]
+    if len(phrases) == 0:
+        return image_score
+    phrases = alignment.text_relation(phrases)
+    relation = cos(phrases, image.global_[i].expand(len(phrases), D))
+    guided_text = (torch.softmax(relation / tau, 0)[:, None] * phrases).sum(0)
+    return (image_score + cos(guided_text, image.global_[i])) / 2
+
+
 def fine_reference(alignment, text, image, t, i):
     tau = alignment.temperature
     phrases = text.phrases[t][text.phrase_mask[t]]
@@ -66,6 +82,7 @@ def global_reference(alignment, text, image, t, i):
 @pytest.mark.parametrize("alignment, reference", [
     (GlobalAlignment(D), global_reference),
     (PartAlignment(D), part_reference),
+    (PartAlignment(D, rga_mlp="parts"), part_on_parts_reference),
     (FineAlignment(D), fine_reference),
 ])
 @torch.no_grad()
@@ -80,6 +97,7 @@ def test_batched_similarity_equals_per_pair_reference(alignment, reference):
 
 @pytest.mark.parametrize("alignment, reference", [
     (PartAlignment(D), part_reference),
+    (PartAlignment(D, rga_mlp="parts"), part_on_parts_reference),
     (FineAlignment(D), fine_reference),
 ])
 def test_training_gradients_equal_the_per_pair_references(alignment, reference):
@@ -97,7 +115,7 @@ def test_training_gradients_equal_the_per_pair_references(alignment, reference):
         assert got is None or torch.allclose(got, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("alignment", [PartAlignment(D), FineAlignment(D)])
+@pytest.mark.parametrize("alignment", [PartAlignment(D), PartAlignment(D, rga_mlp="parts"), FineAlignment(D)])
 @torch.no_grad()
 def test_a_padded_phrase_never_changes_a_score(alignment):
     text, image = random_features()
@@ -166,6 +184,20 @@ def test_part_identity_features_are_the_guided_aggregates_of_matched_pairs():
     relation = cos(keys, image.global_[1].expand(len(keys), D))
     expected = (torch.softmax(relation / tau, 0)[:, None] * text.phrases[1, real]).sum(0)
     assert torch.allclose(guided_text[1], expected, atol=1e-5)
+
+
+def test_with_the_mlp_on_the_parts_identity_features_sum_its_outputs():
+    alignment = PartAlignment(D, rga_mlp="parts").eval()
+    text, image = random_features(texts=4, images=4)
+    guided_image, guided_text = alignment.identity_features(text, image)
+    tau = alignment.temperature
+    stripes = alignment.stripe_relation(image.parts[2])
+    relation = cos(stripes, text.global_[2].expand(K, D))
+    assert torch.allclose(guided_image[2], (torch.softmax(relation / tau, 0)[:, None] * stripes).sum(0), atol=1e-5)
+    phrases = alignment.text_relation(text.phrases[1, text.phrase_mask[1]])
+    relation = cos(phrases, image.global_[1].expand(len(phrases), D))
+    assert torch.allclose(guided_text[1], (torch.softmax(relation / tau, 0)[:, None] * phrases).sum(0), atol=1e-5)
+    assert not hasattr(alignment, "guide_relation")
 
 
 def test_all_alignments_train_a_step_without_nan():

@@ -4,6 +4,7 @@ run, the checks catch broken components, and an undeclared read of parts is an e
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import pytest
 import torch
@@ -22,7 +23,8 @@ from mia.plugins.torchvision_encoders import mobilenet_v2, resnet18
 from test_plugins import _plugin
 
 
-@pytest.mark.parametrize("factory", [GlobalAlignment, PartAlignment, FineAlignment], ids=["global", "part", "fine"])
+@pytest.mark.parametrize("factory", [GlobalAlignment, PartAlignment, partial(PartAlignment, rga_mlp="parts"), FineAlignment],
+                         ids=["global", "part", "part-mlp-on-parts", "fine"])
 def test_builtin_alignments_conform(factory):
     check_alignment(factory)
 

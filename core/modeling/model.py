@@ -49,6 +49,7 @@ class ModelSpec(DictRoundTrip):
     phrase_words: int = 6
     chunker: str | None = None
     rga_temperature: str = "learned"  # or "fixed"; "learned" here because a spec saved without the field learned it
+    rga_mlp: str = "guide"  # or "parts": where the global-part attention's relation MLP sits
 
     def weight(self, alignment: str) -> float:
         return float(self.weights.get(alignment, 1.0))
@@ -211,7 +212,8 @@ def _alignment(name: str, spec: ModelSpec) -> Alignment:
     """An alignment for ``spec``: its factory gets the embedding size, and those of the
     spec's alignment settings that it names (an alignment plugin need not know them)."""
     factory = get_component("alignment", name).factory
-    return factory(spec.embed_dim, **factory_options(factory, rga_temperature=spec.rga_temperature))
+    return factory(spec.embed_dim, **factory_options(factory, rga_temperature=spec.rga_temperature,
+                                                     rga_mlp=spec.rga_mlp))
 
 
 def create_model(spec: ModelSpec, image_weights: str | None = None, text_weights: str | None = None) -> MiaModel:

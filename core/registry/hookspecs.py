@@ -57,8 +57,9 @@ def register_alignments(register):
     scores many query chunks against one gallery: an alignment whose gallery side costs
     work may also override ``prepare_gallery`` / ``score_prepared`` to do it once
     (``mia.core.modeling.alignment.PreparedAlignment`` then derives ``similarity`` from them).
-    A factory that also names ``rga_temperature`` gets the model's setting of it
-    (``"learned"`` or ``"fixed"``); one that does not is built without it.
+    A factory that also names ``rga_temperature`` or ``rga_mlp`` gets the model's setting
+    of it (``"learned"`` or ``"fixed"``; ``"guide"`` or ``"parts"``); one that does not is
+    built without it.
     """
 
 

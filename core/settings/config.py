@@ -28,6 +28,11 @@ ID_FEATURES = ("all", "global")
 #: the global-part alignment's attention temperature: learned, or fixed at 1 (plugins/alignments/part_align.py)
 RGA_TEMPERATURES = ("learned", "fixed")
 
+#: where the global-part attention's relation MLP sits: on the text's global vector (mia's)
+#: or on the stripes and phrases it weighs, the paper's and the public re-implementation's
+#: (plugins/alignments/part_align.py)
+RGA_MLPS = ("guide", "parts")
+
 #: the optimiser: AdamW (decoupled weight decay) or Adam with the decay as an L2 term in the
 #: gradient, the public re-implementation's (core/training/train.py)
 OPTIMIZERS = ("adamw", "adam")
@@ -66,7 +71,8 @@ BOUNDS: dict[str, Bound] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "phrase_encoding": PHRASE_ENCODINGS, "device": DEVICES, "compile": COMPILE_MODES,
     "select_by": SELECTION_METRICS, "ranking_negatives": RANKING_NEGATIVES, "stage_schedule": STAGE_SCHEDULES,
-    "id_features": ID_FEATURES, "rga_temperature": RGA_TEMPERATURES, "optimizer": OPTIMIZERS,
+    "id_features": ID_FEATURES, "rga_temperature": RGA_TEMPERATURES, "rga_mlp": RGA_MLPS,
+    "optimizer": OPTIMIZERS,
     "augment": AUGMENTATIONS,
 }
 
@@ -100,6 +106,7 @@ class TrainConfig(DictRoundTrip):
     id_weight: float = 1.0
     id_features: str = "all"  # or "global", the public re-implementation's (docs/method.md)
     rga_temperature: str = "fixed"  # at 1, the public re-implementation's; "learned" lost to it (docs/method.md)
+    rga_mlp: str = "guide"  # or "parts", the public re-implementation's (docs/method.md)
     augment: str = "flip-crop"  # or "flip", the public re-implementation's (docs/method.md)
     frozen_trunk_epochs: int = 0  # first epochs with the image trunk frozen, as the re-implementation starts
     identity_epochs: int = 0  # first epochs with the identity loss alone, the re-implementation's first stage
