@@ -1,6 +1,9 @@
 """Step training and ``mia ablate`` through the CLI on a tiny synthpedes set."""
 
+import importlib
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +11,16 @@ from click.testing import CliRunner
 
 from mia.cli.main import cli
 from test_cli_train import TINY, history, one_line_error, run
+
+
+def experiment_script(name: str):
+    """A script of docs/experiments, imported as its own folder's scripts import each other."""
+    folder = Path(__file__).parents[1] / "docs" / "experiments"
+    sys.path.insert(0, str(folder))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(folder))
 
 
 def test_step_training_switches_alignments_at_stage_boundaries(tiny_synth, tmp_path):
@@ -51,6 +64,14 @@ def test_ablate_writes_reports_and_resumes(tiny_synth, tmp_path):
     assert "R1 of each alignment alone" in table and "global+fine | 0 |" in table
     assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| global+fine | 2 |" in first.output
+
+    # docs/experiments/reweigh.py: the same models scored with other fusion weights
+    reweigh = experiment_script("reweigh")
+    unchanged = reweigh.reweigh(out, "global+fine", {"fine": 1.0})
+    assert all(d["estimate"] == 0 and d["verdict"] == "not resolved" for d in unchanged.values())
+    fused = [r for r in state["runs"] if r["combination"] == "global+fine"]
+    global_alone = reweigh.reweigh(out, "global+fine", {"fine": 0.0})["R1"]["estimate"]
+    assert global_alone == pytest.approx(sum(r["components"]["global"] - r["R1"] for r in fused) / len(fused))
 
     # interrupted ablation: drop the last finished run and leave its run half-done
     state["runs"] = state["runs"][:2]

@@ -27,6 +27,19 @@ def _runs_of(state: dict, name: str) -> list[dict]:
     return [r for r in state["runs"] if r["combination"] == name]
 
 
+def arm_outcomes(state: dict, out: Path, name: str) -> list[QueryOutcomes]:
+    """The per-query test outcomes of one arm of the ablation in ``out``, in seed order."""
+    return [QueryOutcomes.load(out / r["outcomes"]) for r in sorted(_runs_of(state, name), key=lambda r: r["seed"])]
+
+
+def differences(runs: list[QueryOutcomes], others: list[QueryOutcomes]) -> dict[str, Interval]:
+    """``runs`` minus ``others`` (the same queries, at the same seeds in the same order):
+    each compared metric's paired difference, from one bootstrap over people and seeds."""
+    bootstrap = PeopleBootstrap(others[0].person)
+    return {m: paired_difference(runs, others, m, bootstrap)
+            for m in COMPARED if not np.isnan(others[0].values[m]).all()}
+
+
 def summarize(state: dict) -> dict[str, dict[str, tuple[float, float]]]:
     """combination -> field -> (mean, std over seeds) for metrics, time and parameters."""
     summary = {}

@@ -12,24 +12,27 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
+from mia.core.evaluation.intervals import Interval
+from mia.core.experiments.ablation_report import arm_outcomes, differences
 
-from mia.core.evaluation.intervals import PeopleBootstrap, QueryOutcomes, paired_difference
-from mia.core.experiments.ablation_report import COMPARED
+
+def as_dicts(found: dict[str, Interval]) -> dict:
+    """``{metric: {estimate, low, high, verdict}}``: what the scripts here print and save."""
+    return {m: {**d.to_dict(), "verdict": d.verdict} for m, d in found.items()}
+
+
+def print_differences(label: str, result: dict) -> None:
+    for metric, d in result.items():
+        print(f"{label}: {metric} {d['estimate']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] {d['verdict']}")
 
 
 def versus(ablation: Path, arm: str, other: str) -> dict:
     """``{metric: {estimate, low, high, verdict}}`` of ``arm`` minus ``other``."""
     state = json.loads((ablation / "ablation.json").read_text())
-    runs = {name: [QueryOutcomes.load(ablation / r["outcomes"]) for r in
-                   sorted(state["runs"], key=lambda r: r["seed"]) if r["combination"] == name]
-            for name in (arm, other)}
+    runs = {name: arm_outcomes(state, ablation, name) for name in (arm, other)}
     if not runs[arm] or len(runs[arm]) != len(runs[other]):
         raise SystemExit(f"{ablation}: '{arm}' and '{other}' need finished runs at the same seeds")
-    bootstrap = PeopleBootstrap(runs[other][0].person)
-    metrics = [m for m in COMPARED if not np.isnan(runs[other][0].values[m]).all()]
-    return {m: {**(d := paired_difference(runs[arm], runs[other], m, bootstrap)).to_dict(), "verdict": d.verdict}
-            for m in metrics}
+    return as_dicts(differences(runs[arm], runs[other]))
 
 
 def main() -> None:
@@ -40,9 +43,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
     result = versus(args.ablation, args.arm, args.other)
-    for metric, d in result.items():
-        print(f"{args.arm} minus {args.other}: {metric} {d['estimate']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] "
-              f"{d['verdict']}")
+    print_differences(f"{args.arm} minus {args.other}", result)
     if args.json:
         args.json.write_text(json.dumps({"arm": args.arm, "other": args.other, "differences": result}, indent=2))
 
