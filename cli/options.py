@@ -43,6 +43,7 @@ TRAIN_OPTIONS = [
     (("--ranking-negatives",), "ranking_negatives", dict(help="in-batch negatives of the ranking loss: the hardest or all of them, summed (the public MIA re-implementation's); default {default}")),
     (("--id-weight",), "id_weight", dict(help="identity-loss weight (default {default})")),
     (("--id-features",), "id_features", dict(help="what the identity loss classifies: every alignment's features (all) or the global vectors only (global, the public MIA re-implementation's); default {default}")),
+    (("--id-classifier",), "id_classifier", dict(help="the identity classifier: cosine (scale-free) or linear (with bias, the public MIA re-implementation's); default {default}")),
     (("--rga-temperature",), "rga_temperature", dict(help="the global-part attention's softmax temperature: fixed at 1 (the public MIA re-implementation's, better on measurement: docs/method.md) or learned; default {default}")),
     (("--rga-mlp",), "rga_mlp", dict(help="where the global-part attention's relation MLP sits: on the text's global vector, weighing the raw stripes and phrases (guide), or on the stripes and phrases, weighing and summing its outputs (parts, the paper's and the public MIA re-implementation's); default {default}")),
     (("--min-word-freq",), "min_word_freq", dict(help="vocabulary: minimum count in train captions (default {default})")),

@@ -150,3 +150,12 @@ class CosineClassifier(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.scale * F.normalize(features, dim=-1) @ F.normalize(self.weight, dim=-1).T
+
+
+def identity_classifier(kind: str, embed_dim: int, num_classes: int) -> nn.Module:
+    """The shared identity classifier: mia's cosine one (``"cosine"``), or a Linear layer
+    with bias on the raw features (``"linear"``, the public MIA re-implementation's), whose
+    logits grow with the features' norms and so also pull on them."""
+    if kind == "linear":
+        return nn.Linear(embed_dim, num_classes)
+    return CosineClassifier(embed_dim, num_classes)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mia.core.modeling.alignment import Alignment, CosineClassifier, LossSettings, ranking_loss
+from mia.core.modeling.alignment import Alignment, LossSettings, identity_classifier, ranking_loss
 from mia.core.base.errors import MiaError
 from mia.core.modeling.features import ImageFeatures, TextFeatures
 from mia.core.registry.plugins import get_component
@@ -50,6 +50,7 @@ class ModelSpec(DictRoundTrip):
     chunker: str | None = None
     rga_temperature: str = "learned"  # or "fixed"; "learned" here because a spec saved without the field learned it
     rga_mlp: str = "guide"  # or "parts": where the global-part attention's relation MLP sits
+    id_classifier: str = "cosine"  # or "linear" (training only: exported models drop the classifier)
 
     def weight(self, alignment: str) -> float:
         return float(self.weights.get(alignment, 1.0))
@@ -75,7 +76,7 @@ class MiaModel(nn.Module):
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.alignments = nn.ModuleDict(alignments)
-        self.classifier = CosineClassifier(spec.embed_dim, spec.num_classes)
+        self.classifier = identity_classifier(spec.id_classifier, spec.embed_dim, spec.num_classes)
         #: alignments that score by default (a step-training stage trains fewer than all)
         self.active: list[str] = list(spec.alignments)
 

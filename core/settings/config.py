@@ -25,6 +25,10 @@ RANKING_NEGATIVES = ("hardest", "all")
 #: alignment's image and caption vectors only (the public re-implementation's)
 ID_FEATURES = ("all", "global")
 
+#: the identity classifier: cosine (mia's) or a Linear layer with bias, the public
+#: re-implementation's (mia.core.modeling.alignment.identity_classifier)
+ID_CLASSIFIERS = ("cosine", "linear")
+
 #: the global-part alignment's attention temperature: learned, or fixed at 1 (plugins/alignments/part_align.py)
 RGA_TEMPERATURES = ("learned", "fixed")
 
@@ -72,7 +76,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "phrase_encoding": PHRASE_ENCODINGS, "device": DEVICES, "compile": COMPILE_MODES,
     "select_by": SELECTION_METRICS, "ranking_negatives": RANKING_NEGATIVES, "stage_schedule": STAGE_SCHEDULES,
     "id_features": ID_FEATURES, "rga_temperature": RGA_TEMPERATURES, "rga_mlp": RGA_MLPS,
-    "optimizer": OPTIMIZERS,
+    "id_classifier": ID_CLASSIFIERS, "optimizer": OPTIMIZERS,
     "augment": AUGMENTATIONS,
 }
 
@@ -105,6 +109,7 @@ class TrainConfig(DictRoundTrip):
     ranking_negatives: str = "hardest"  # or "all", the public re-implementation's (docs/method.md)
     id_weight: float = 1.0
     id_features: str = "all"  # or "global", the public re-implementation's (docs/method.md)
+    id_classifier: str = "cosine"  # or "linear", the public re-implementation's (docs/method.md)
     rga_temperature: str = "fixed"  # at 1, the public re-implementation's; "learned" lost to it (docs/method.md)
     rga_mlp: str = "guide"  # or "parts", the public re-implementation's (docs/method.md)
     augment: str = "flip-crop"  # or "flip", the public re-implementation's (docs/method.md)
