@@ -28,6 +28,7 @@ TRAIN_OPTIONS = [
     (("--phrase-encoding",), "phrase_encoding", dict(help="noun phrases as their own short texts (sequences) or pooled from the caption's outputs (spans); default: the text encoder's")),
     (("--image-size",), "image_size", dict(callback=parse_image_size, help="HEIGHTxWIDTH (default: the image encoder's, 384x128 for the built-ins)")),
     (("--num-parts",), "num_parts", dict(help="horizontal image stripes K (default {default})")),
+    (("--image-heads",), "image_heads", dict(help="the image encoder's output heads: Linear + BatchNorm (linear-bn) or Linear alone (linear, the public MIA re-implementation's); default {default}")),
     (("--embed-dim",), "embed_dim", dict(help="joint embedding size (default {default})")),
     (("--epochs",), "epochs", dict(help="training epochs (default {default})")),
     (("--batch-size",), "batch_size", dict(help="pairs per batch (default {default})")),

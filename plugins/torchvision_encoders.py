@@ -68,6 +68,12 @@ class StripeEncoder(nn.Module):
         self.part_head = nn.Linear(channels, embed_dim)
         self.part_norm = nn.BatchNorm1d(embed_dim)
 
+    def without_head_norms(self) -> None:
+        """Linear heads alone, without their BatchNorm: the public MIA re-implementation's
+        (``--image-heads linear``)."""
+        self.global_head[1] = nn.Identity()
+        self.part_norm = nn.Identity()
+
     def pooled_rows(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(global features ``[B, C]``, one feature per row of the map ``[B, C, H]``)."""
         rows = self.trunk(images).mean(dim=3)  # feature map [B, C, H, W] -> [B, C, H]

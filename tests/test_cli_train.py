@@ -174,13 +174,14 @@ def test_the_re_implementations_variants_train_and_are_recorded(tiny_synth, tmp_
     result = train(tiny_synth, out, "--align", "global,part", "--epochs", "1", "--text-encoder", "bigru-final",
                    "--rga-temperature", "fixed", "--id-features", "global", "--ranking-negatives", "all",
                    "--optimizer", "adam", "--augment", "flip", "--rga-mlp", "parts",
-                   "--id-classifier", "linear")
+                   "--id-classifier", "linear", "--image-heads", "linear")
     assert result.exit_code == 0, result.output
     assert "global/id" in history(out)[0] and "part/id" not in history(out)[0]
     spec = torch.load(out / "best.pt", weights_only=True)["spec"]
     assert spec["text_encoder"] == "bigru-final" and spec["rga_temperature"] == "fixed" and spec["rga_mlp"] == "parts"
     weights = torch.load(out / "best.pt", weights_only=True)["model"]
     assert any(key.startswith("alignments.part.stripe_relation.") for key in weights) and "classifier.bias" in weights
+    assert not any(key.startswith(("image_encoder.global_head.1.", "image_encoder.part_norm.")) for key in weights)
     config = (out / "config.toml").read_text()
     assert 'id_features = "global"' in config and 'rga_temperature = "fixed"' in config
     assert 'optimizer = "adam"' in config and 'augment = "flip"' in config and 'rga_mlp = "parts"' in config

@@ -51,6 +51,7 @@ class ModelSpec(DictRoundTrip):
     rga_temperature: str = "learned"  # or "fixed"; "learned" here because a spec saved without the field learned it
     rga_mlp: str = "guide"  # or "parts": where the global-part attention's relation MLP sits
     id_classifier: str = "cosine"  # or "linear" (training only: exported models drop the classifier)
+    image_heads: str = "linear-bn"  # or "linear": the image encoder's output heads without their BatchNorm
 
     def weight(self, alignment: str) -> float:
         return float(self.weights.get(alignment, 1.0))
@@ -234,6 +235,11 @@ def create_model(spec: ModelSpec, image_weights: str | None = None, text_weights
     image_encoder = image_factory(spec.embed_dim, spec.num_parts, weights=image_weights,
                                   **factory_options(image_factory, image_size=spec.image_size, config=spec.image_config))
     spec.image_config = getattr(image_encoder, "config_dict", None)
+    if spec.image_heads == "linear":
+        if not callable(getattr(image_encoder, "without_head_norms", None)):
+            raise MiaError(f"--image-heads linear: the image encoder '{spec.image_encoder}' cannot drop its heads' "
+                           "normalisation (it has no without_head_norms method)")
+        image_encoder.without_head_norms()
     preprocessing = getattr(image_encoder, "preprocessing", ImagePreprocessing())
     spec.image_mean, spec.image_std = tuple(preprocessing.mean), tuple(preprocessing.std)
     spec.image_size = tuple(spec.image_size or preprocessing.size)

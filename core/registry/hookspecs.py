@@ -24,7 +24,9 @@ def register_image_encoders(register):
     size; ImageNet statistics at 384x128 otherwise) and ``weights_source`` (recorded as
     where training started).  Optional parameters, given only to a factory that names them:
     ``image_size`` (``--image-size`` or None) and ``config`` (what the module's
-    ``config_dict`` returned, when a checkpoint rebuilds it).  A *family* (``timm``,
+    ``config_dict`` returned, when a checkpoint rebuilds it).  A module with a
+    ``without_head_norms()`` method (drop the normalisation after its output heads) can be
+    trained with ``--image-heads linear``.  A *family* (``timm``,
     ``clip``) registers a callable marked ``family = True`` that maps the text after the
     colon of ``FAMILY:MEMBER`` to such a factory (text encoders alike).
     """

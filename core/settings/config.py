@@ -29,6 +29,10 @@ ID_FEATURES = ("all", "global")
 #: re-implementation's (mia.core.modeling.alignment.identity_classifier)
 ID_CLASSIFIERS = ("cosine", "linear")
 
+#: the image encoder's output heads: Linear + BatchNorm (mia's) or Linear alone, the public
+#: re-implementation's (plugins/torchvision_encoders.py)
+IMAGE_HEADS = ("linear-bn", "linear")
+
 #: the global-part alignment's attention temperature: learned, or fixed at 1 (plugins/alignments/part_align.py)
 RGA_TEMPERATURES = ("learned", "fixed")
 
@@ -76,7 +80,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "phrase_encoding": PHRASE_ENCODINGS, "device": DEVICES, "compile": COMPILE_MODES,
     "select_by": SELECTION_METRICS, "ranking_negatives": RANKING_NEGATIVES, "stage_schedule": STAGE_SCHEDULES,
     "id_features": ID_FEATURES, "rga_temperature": RGA_TEMPERATURES, "rga_mlp": RGA_MLPS,
-    "id_classifier": ID_CLASSIFIERS, "optimizer": OPTIMIZERS,
+    "id_classifier": ID_CLASSIFIERS, "image_heads": IMAGE_HEADS, "optimizer": OPTIMIZERS,
     "augment": AUGMENTATIONS,
 }
 
@@ -97,6 +101,7 @@ class TrainConfig(DictRoundTrip):
     phrase_encoding: str | None = None
     image_size: tuple[int, int] | None = None  # None: the image encoder's default (384x128 for the built-ins)
     num_parts: int = 6
+    image_heads: str = "linear-bn"  # or "linear", the public re-implementation's (docs/method.md)
     embed_dim: int = 512
     epochs: int = 10
     batch_size: int = 64

@@ -175,7 +175,7 @@ class Trainer:
                 phrase_encoding=config.phrase_encoding, num_classes=num_classes, max_words=config.max_words,
                 max_phrases=config.max_phrases, phrase_words=config.phrase_words,
                 chunker=canonical_chunker(config.chunker), rga_temperature=config.rga_temperature,
-                rga_mlp=config.rga_mlp, id_classifier=config.id_classifier,
+                rga_mlp=config.rga_mlp, id_classifier=config.id_classifier, image_heads=config.image_heads,
             )
             self.model = create_model(self.spec, config.image_weights, config.text_weights).to(self.device)
         if self.policy.channels_last:
