@@ -60,14 +60,19 @@ def _tile(src: str, rank: int, score: float, path: str, correct: bool | None = N
             f"</figcaption></figure>")
 
 
-def thumbnail_data_uri(path: str | Path, size: int = THUMB_HEIGHT) -> str:
-    """A small JPEG of the image (at most ``size`` pixels wide and high) as a ``data:`` URI,
-    so the page needs no other file."""
+def thumbnail_jpeg(path: str | Path, size: int = THUMB_HEIGHT) -> bytes:
+    """A small JPEG of the image, at most ``size`` pixels wide and high: what the result
+    pages embed and what ``mia serve`` sends."""
     image = load_rgb(path)
     image.thumbnail((size, size))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def thumbnail_data_uri(path: str | Path, size: int = THUMB_HEIGHT) -> str:
+    """:func:`thumbnail_jpeg` as a ``data:`` URI, so the page needs no other file."""
+    return "data:image/jpeg;base64," + base64.b64encode(thumbnail_jpeg(path, size)).decode("ascii")
 
 
 def search_page(out_path: str | Path, query: str, results: Sequence[tuple[Path, float]], model_name: str) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import io
 import mimetypes
 import socket
 import threading
@@ -40,15 +39,14 @@ from starlette.routing import Route
 
 from mia.core.base.display import displayable
 from mia.core.base.errors import MiaError
-from mia.core.data.preprocess import load_rgb
 from mia.core.base.version import VERSION
+from mia.export.html import THUMB_HEIGHT, thumbnail_jpeg
 from mia.export.manifest import model_card
 from mia.export.searching import Searcher
 
 MAX_QUERY_CHARS = 500
 MAX_K = 100
 MAX_RESULTS = 1000  # offset + k
-THUMB_HEIGHT = 256
 LOGGED_TARGET_CHARS = 300  # of a request's path and query in the access log
 BACKLOG = 2048  # uvicorn's default: connections that wait while every worker is busy
 PAGE = (Path(__file__).with_name("serve_page.html")).read_text(encoding="utf-8")
@@ -358,10 +356,6 @@ def _api_page() -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _thumbnail(path: Path, size: int, mtime_ns: int) -> bytes:
+def _thumbnail(path: Path, file_size: int, mtime_ns: int) -> bytes:
     """Cached by the file's size and mtime too, so a replaced file is never shown as it was."""
-    image = load_rgb(path)
-    image.thumbnail((THUMB_HEIGHT, THUMB_HEIGHT))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=85)
-    return buffer.getvalue()
+    return thumbnail_jpeg(path)
