@@ -196,7 +196,7 @@ class GalleryStore:
         if len(missing) < len(picked):
             return (f"index {self.root}: {found}; rebuild it with 'mia index build' to drop them "
                     "(until then they answer 404)")
-        if self.gallery != (self.root / self.meta["gallery"] if self.root else Path(self.meta["gallery"])):
+        if self.gallery != recorded_gallery(self.root, self.meta):
             raise MiaError(f"--gallery-root {self.gallery}: {found}; give the folder that now holds what "
                            f"{self.meta['gallery']} held, or rebuild the index with 'mia index build'")
         raise MiaError(f"index {self.root}: its gallery {self.gallery} moved or is gone ({found}); "
@@ -269,6 +269,12 @@ def _check_files(root: Path, meta: dict, full: bool) -> None:
             raise _damaged(root, f"{name}: sha256 mismatch (the file changed after it was written)")
 
 
+def recorded_gallery(root: Path | None, meta: dict) -> Path:
+    """The gallery folder an index records: relative to the index (footage, whose crops it
+    holds) or absolute (a folder index); a store without a folder of its own has it as is."""
+    return root / meta["gallery"] if root else Path(meta["gallery"])
+
+
 def open_store(root: str | Path, retriever: Retriever | None = None, verify: bool = False,
                gallery_root: str | Path | None = None) -> GalleryStore:
     """Open a store, checking sizes (and the sha256 of small files, of all with ``verify``)
@@ -295,7 +301,7 @@ def open_store(root: str | Path, retriever: Retriever | None = None, verify: boo
         raise _damaged(root, "its files disagree on the number of entries")
     if index is not None:
         _tune(index, meta["faiss"])
-    folder = Path(gallery_root).resolve() if gallery_root is not None else root / meta["gallery"]
+    folder = Path(gallery_root).resolve() if gallery_root is not None else recorded_gallery(root, meta)
     return GalleryStore(root, meta, folder, [folder / e["path"] for e in entries],
                         [(e["size"], e["mtime"]) for e in entries], arrays, index)
 
