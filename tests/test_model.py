@@ -108,3 +108,26 @@ def test_global_similarity_is_cosine_for_all_pairs():
         for i in range(3):
             ref = torch.nn.functional.cosine_similarity(text.global_[t], image.global_[i], dim=0)
             assert batched[t, i].item() == pytest.approx(ref.item(), abs=1e-5)
+
+
+def test_linear_image_heads_drop_the_norms_or_say_why_not(monkeypatch):
+    """--image-heads linear: the built-in encoders' heads lose their BatchNorm (the global
+    vector is the Linear of the pooled map); an encoder that cannot drop them is one line."""
+    from torch import nn
+
+    from mia.core.base.errors import MiaError
+    import mia.core.modeling.model as model_module
+
+    spec = dict(image_encoder="resnet18", alignments=["global", "part"], embed_dim=16, num_parts=3, vocab_size=9,
+                num_classes=3, image_size=(64, 32))
+    encoder = create_model(ModelSpec(**spec, image_heads="linear")).image_encoder.eval()
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in encoder.modules())
+    images = torch.randn(2, 3, 64, 32)
+    global_, _ = encoder(images)
+    pooled, _ = encoder.pooled_rows(images)
+    assert torch.allclose(global_, encoder.global_head[0](pooled), atol=1e-6)
+    real = model_module.encoder_factory
+    monkeypatch.setattr(model_module, "encoder_factory", lambda kind, name: (
+        (lambda embed_dim, num_parts, weights=None: nn.Identity()) if kind == "image-encoder" else real(kind, name)))
+    with pytest.raises(MiaError, match="--image-heads linear: the image encoder 'resnet18' cannot drop"):
+        create_model(ModelSpec(**spec, image_heads="linear"))
