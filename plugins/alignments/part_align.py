@@ -83,19 +83,24 @@ class PartAlignment(PreparedAlignment):
 
     def training_outputs(self, text: TextFeatures, image: ImageFeatures) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Both from one run of the relation MLPs."""
-        relations = self._relations(text)
-        return self._score(text, self.prepare_gallery(image), *relations), self._identity(text, image, *relations)
+        relations, stripes = self._relations(text), self._stripes(image)
+        return (self._score(text, self._prepared(stripes, image), *relations),
+                self._identity(text, image, stripes, *relations))
 
     def prepare_gallery(self, image: ImageFeatures) -> tuple[torch.Tensor, ...]:
+        return self._prepared(self._stripes(image), image)
+
+    @staticmethod
+    def _prepared(stripes: torch.Tensor, image: ImageFeatures) -> tuple[torch.Tensor, ...]:
         """The stripes as :func:`stripe_state` lays them out, and unit global vectors as
         GEMM columns ``[D, I]``."""
-        return (*stripe_state(self._stripes(image)), F.normalize(image.global_.float(), dim=-1).T.contiguous())
+        return (*stripe_state(stripes), F.normalize(image.global_.float(), dim=-1).T.contiguous())
 
     def score_prepared(self, text: TextFeatures, gallery: tuple[torch.Tensor, ...]) -> torch.Tensor:
         return self._score(text, gallery, *self._relations(text))
 
     def identity_features(self, text: TextFeatures, image: ImageFeatures) -> list[torch.Tensor]:
-        return self._identity(text, image, *self._relations(text))
+        return self._identity(text, image, self._stripes(image), *self._relations(text))
 
     def _score(self, text: TextFeatures, gallery: tuple[torch.Tensor, ...], guide: torch.Tensor,
                keys: torch.Tensor | None, phrases: torch.Tensor | None) -> torch.Tensor:
@@ -119,11 +124,11 @@ class PartAlignment(PreparedAlignment):
         has_phrases = text.phrase_mask.any(dim=1, keepdim=True).to(image_score.dtype)  # [T, 1]
         return (image_score + has_phrases * text_score) / (1.0 + has_phrases)
 
-    def _identity(self, text: TextFeatures, image: ImageFeatures, guide: torch.Tensor,
+    def _identity(self, text: TextFeatures, image: ImageFeatures, stripes: torch.Tensor, guide: torch.Tensor,
                   keys: torch.Tensor | None, phrases: torch.Tensor | None) -> list[torch.Tensor]:
         """The guided aggregates of matched pairs (text b with image b): ``v^`` (image) and
         ``p^`` (text).  Only the B diagonal pairs are weighted, not all B x B."""
-        parts = self._stripes(image).float()
+        parts = stripes.float()
         relation = torch.einsum("bd,bkd->bk", guide, F.normalize(parts, dim=-1))
         features = [torch.einsum("bk,bkd->bd", torch.softmax(relation / self.temperature, dim=1), parts)]
         if keys is not None:
